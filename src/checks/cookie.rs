@@ -1,0 +1,447 @@
+//! The cookie suite: the session cookie's attributes (RFC 6265bis), its
+//! rotation on sign-in, its deletion on sign-out, and the Origin check on
+//! cookie-carrying state-changing requests.
+
+use std::time::Instant;
+
+use cookie::SameSite;
+use serde_json::json;
+
+use super::identity::{session_cookie, unprefixed};
+use super::{Ctx, Finding, Identity, Unobservable, sign_in, sign_out};
+use crate::model::{CheckResult, Exchange};
+use crate::probe::{Jar, Observed, Req, SetCookie};
+
+pub const IDS: [&str; 9] = [
+    "cookie.httponly",
+    "cookie.secure",
+    "cookie.samesite",
+    "cookie.prefix",
+    "cookie.domain",
+    "cookie.max-age",
+    "cookie.cleared-on-sign-out",
+    "cookie.rotated-on-sign-in",
+    "cookie.csrf-origin",
+];
+
+/// An Origin no auth Worker trusts.
+pub const FOREIGN_ORIGIN: &str = "https://attacker.flareproof.invalid";
+
+/// A rule over one cookie: `Some(problem)` when the cookie breaks it.
+type AttributeRule<'a> = dyn Fn(&SetCookie) -> Option<String> + 'a;
+
+/// Clock skew allowed when an `Expires` date stands in for `Max-Age`.
+const EXPIRES_SKEW_S: i64 = 300;
+
+/// Runs the selected cookie checks; one result per selected id.
+pub async fn run(ctx: &Ctx, selected: &[&str]) -> Vec<CheckResult> {
+    let started = Instant::now();
+    let mut findings: Vec<(&str, Finding)> = Vec::new();
+    match observe(ctx, selected, &mut findings).await {
+        Ok(()) => {}
+        Err(unobservable) => {
+            for id in selected {
+                if !findings.iter().any(|(done, _)| done == id) {
+                    findings.push((id, unobservable.finding()));
+                }
+            }
+        }
+    }
+    let ms = started.elapsed().as_millis() as u64;
+    selected
+        .iter()
+        .filter_map(|id| {
+            let (_, finding) = findings.iter().find(|(done, _)| done == id)?;
+            Some(ctx.conclude(id, finding.clone(), ms))
+        })
+        .collect()
+}
+
+async fn observe<'a>(
+    ctx: &Ctx,
+    selected: &[&'a str],
+    findings: &mut Vec<(&'a str, Finding)>,
+) -> Result<(), Unobservable> {
+    let wants = |id: &str| selected.contains(&id);
+    let (first, signed_in) = sign_in(ctx, "free", Jar::new()).await?;
+    let set = signed_in
+        .set_cookies()
+        .map_err(|e| Unobservable::new(e.to_string()))?;
+    let live: Vec<&SetCookie> = set.iter().filter(|c| !c.is_deletion()).collect();
+    let max_age = ctx.target.profile.max_session_age_s;
+    let attribute_checks: [(&str, &AttributeRule<'_>); 6] = [
+        ("cookie.httponly", &|c| {
+            (!c.http_only).then(|| "has no HttpOnly".to_owned())
+        }),
+        ("cookie.secure", &|c| {
+            (!c.secure).then(|| "has no Secure".to_owned())
+        }),
+        ("cookie.samesite", &samesite_problem),
+        ("cookie.prefix", &prefix_problem),
+        ("cookie.domain", &|c| {
+            c.domain
+                .as_ref()
+                .map(|d| format!("has Domain={d} (must be host-only)"))
+        }),
+        ("cookie.max-age", &|c| max_age_problem(c, max_age)),
+    ];
+    for (id, problem) in attribute_checks {
+        if wants(id) {
+            findings.push((id, judge_attributes(&live, problem, &signed_in.exchange)));
+        }
+    }
+
+    let mut current = first.clone();
+    if wants("cookie.rotated-on-sign-in") {
+        let (finding, rotated) = rotation(ctx, &first).await?;
+        findings.push(("cookie.rotated-on-sign-in", finding));
+        if let Some(rotated) = rotated {
+            current = rotated;
+        }
+    }
+    if wants("cookie.csrf-origin") {
+        findings.push(("cookie.csrf-origin", csrf(ctx, &current).await?));
+    }
+    if wants("cookie.cleared-on-sign-out") {
+        let original = session_cookie(ctx, &set);
+        findings.push((
+            "cookie.cleared-on-sign-out",
+            cleared(ctx, &current, original).await?,
+        ));
+    }
+    // Leave no session of ours behind; what this answers decides nothing.
+    if current.token() != first.token() {
+        let _ = sign_out(ctx, &first, &ctx.target.base_url).await;
+    }
+    Ok(())
+}
+
+fn judge_attributes(
+    live: &[&SetCookie],
+    problem: &AttributeRule<'_>,
+    exchange: &Exchange,
+) -> Finding {
+    let problems: Vec<String> = live
+        .iter()
+        .filter_map(|c| problem(c).map(|p| format!("cookie `{}` {p}", c.name)))
+        .collect();
+    let names: Vec<&str> = live.iter().map(|c| c.name.as_str()).collect();
+    let finding = if problems.is_empty() {
+        Finding::pass(format!("sign-in set {}: all conform", names.join(", ")))
+    } else {
+        Finding::fail(problems.join("; "))
+    };
+    finding.with_exchange(exchange)
+}
+
+fn samesite_problem(c: &SetCookie) -> Option<String> {
+    match c.same_site {
+        Some(SameSite::Lax | SameSite::Strict) => None,
+        Some(SameSite::None) => Some("has SameSite=None (must be Lax or Strict)".to_owned()),
+        None => Some("has no valid SameSite attribute (must be Lax or Strict)".to_owned()),
+    }
+}
+
+/// RFC 6265bis name prefixes: the contract requires one, and each carries
+/// its own rules.
+fn prefix_problem(c: &SetCookie) -> Option<String> {
+    let lower = c.name.to_ascii_lowercase();
+    if lower.starts_with("__host-") {
+        let mut broken = Vec::new();
+        if !c.secure {
+            broken.push("Secure");
+        }
+        if c.path.as_deref() != Some("/") {
+            broken.push("Path=/");
+        }
+        if c.domain.is_some() {
+            broken.push("no Domain");
+        }
+        (!broken.is_empty())
+            .then(|| format!("has the __Host- prefix without {}", broken.join(", ")))
+    } else if lower.starts_with("__secure-") {
+        (!c.secure).then(|| "has the __Secure- prefix without Secure".to_owned())
+    } else {
+        Some("has neither the __Host- nor the __Secure- prefix".to_owned())
+    }
+}
+
+fn max_age_problem(c: &SetCookie, bound_s: u64) -> Option<String> {
+    let bound = bound_s as i64;
+    match (c.max_age, c.expires_unix) {
+        (Some(m), _) if m > bound => Some(format!("has Max-Age={m}, above the bound of {bound} s")),
+        (Some(_), _) => None,
+        (None, Some(expires)) => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let lifetime = expires - now;
+            (lifetime > bound + EXPIRES_SKEW_S).then(|| {
+                format!(
+                    "has no Max-Age and Expires {lifetime} s away, above the bound of {bound} s"
+                )
+            })
+        }
+        (None, None) => None,
+    }
+}
+
+/// Signs in again presenting the current session: the answer must set a
+/// new session token, not adopt the one presented (session fixation).
+async fn rotation(
+    ctx: &Ctx,
+    first: &Identity,
+) -> Result<(Finding, Option<Identity>), Unobservable> {
+    let account = ctx
+        .target
+        .account("free")
+        .ok_or_else(|| Unobservable::new("the config has no `accounts.free`"))?;
+    let req = Req::post(
+        ctx.url(&ctx.target.paths.sign_in),
+        "sign in as free again, presenting the current session",
+    )
+    .header("origin", ctx.target.origin.clone())
+    .jar(&first.session_jar())
+    .json(&json!({ "email": account.email, "password": account.password.expose() }));
+    let observed = ctx.probe.send(req).await?;
+    if observed.status != 200 {
+        return Err(Unobservable {
+            reason: format!("second sign-in answered {} (expected 200)", observed.status),
+            exchanges: vec![observed.exchange],
+        });
+    }
+    let set = observed.set_cookies().map_err(|e| Unobservable {
+        reason: e.to_string(),
+        exchanges: vec![observed.exchange.clone()],
+    })?;
+    let finding = match session_cookie(ctx, &set) {
+        None => (
+            Finding::fail(
+                "sign-in with a session already presented set no new session cookie: the presented token is kept",
+            ),
+            None,
+        ),
+        Some(c) if c.value() == first.token() => (
+            Finding::fail(
+                "sign-in answered with the very session token that was presented (session fixation)",
+            ),
+            None,
+        ),
+        Some(c) => {
+            let mut jar = first.jar.clone();
+            jar.apply(&set);
+            let rotated = Identity {
+                role: first.role.clone(),
+                jar,
+                cookie_name: c.name.clone(),
+            };
+            (
+                Finding::pass("sign-in issued a new session token instead of the one presented"),
+                Some(rotated),
+            )
+        }
+    };
+    Ok((finding.0.with_exchange(&observed.exchange), finding.1))
+}
+
+/// Cookie-carrying POSTs with a foreign, a missing and a `null` Origin must be
+/// refused with 403, on the auth surface and on an app route; the same app
+/// request with the trusted Origin must go through (the control).
+async fn csrf(ctx: &Ctx, who: &Identity) -> Result<Finding, Unobservable> {
+    let origins: [(&str, Option<&str>); 3] = [
+        ("a foreign Origin", Some(FOREIGN_ORIGIN)),
+        ("no Origin", None),
+        ("Origin: null", Some("null")),
+    ];
+    let targets = [
+        (ctx.target.paths.sign_out.as_str(), json!({})),
+        (
+            ctx.target.paths.posts.as_str(),
+            json!({ "title": "flareproof csrf probe" }),
+        ),
+    ];
+    let mut accepted = Vec::new();
+    let mut exchanges = Vec::new();
+    for (path, body) in &targets {
+        for (what, origin) in origins {
+            let mut req = Req::post(ctx.url(path), format!("POST {path} with {what}"))
+                .jar(&who.session_jar())
+                .json(body);
+            if let Some(origin) = origin {
+                req = req.header("origin", origin);
+            }
+            let observed: Observed = ctx.probe.send(req).await?;
+            if observed.status != 403 {
+                accepted.push(format!(
+                    "POST {path} with {what} answered {}",
+                    observed.status
+                ));
+            }
+            exchanges.push(observed.exchange);
+        }
+    }
+    if !accepted.is_empty() {
+        return Ok(
+            Finding::fail(format!("expected 403: {}", accepted.join("; ")))
+                .with_exchanges(&exchanges),
+        );
+    }
+    let control = Req::post(
+        ctx.url(&ctx.target.paths.posts),
+        "control: POST with the trusted Origin",
+    )
+    .header("origin", ctx.target.origin.clone())
+    .jar(&who.session_jar())
+    .json(&json!({ "title": "flareproof csrf control" }));
+    let control = ctx.probe.send(control).await?;
+    exchanges.push(control.exchange.clone());
+    if !(200..300).contains(&control.status) {
+        return Err(Unobservable {
+            reason: format!(
+                "the control request with the trusted Origin answered {}, so the 403s prove nothing",
+                control.status
+            ),
+            exchanges,
+        });
+    }
+    Ok(Finding::pass(
+        "all six cookie-carrying POSTs with a foreign, missing or null Origin were refused with 403; the trusted Origin was accepted",
+    )
+    .with_exchanges(&exchanges))
+}
+
+/// Sign-out must clear the session cookie with a deletion a browser accepts
+/// for the cookie as it was set: same path, and the prefix rules kept where
+/// the set cookie kept them (a set cookie that broke them is the business of
+/// `cookie.prefix` and `cookie.secure`).
+async fn cleared(
+    ctx: &Ctx,
+    who: &Identity,
+    original: Option<&SetCookie>,
+) -> Result<Finding, Unobservable> {
+    let observed = sign_out(ctx, who, &ctx.target.base_url).await?;
+    if observed.status != 200 {
+        return Err(Unobservable {
+            reason: format!("sign-out answered {} (expected 200)", observed.status),
+            exchanges: vec![observed.exchange],
+        });
+    }
+    let set = observed.set_cookies().map_err(|e| Unobservable {
+        reason: e.to_string(),
+        exchanges: vec![observed.exchange.clone()],
+    })?;
+    let name = &who.cookie_name;
+    let finding = match set.iter().find(|c| c.name == *name) {
+        None => Finding::fail(format!("sign-out sent no Set-Cookie for `{name}`")),
+        Some(c) if !c.is_deletion() => Finding::fail(format!(
+            "sign-out set `{name}` again instead of deleting it (no Max-Age=0 or past Expires)"
+        )),
+        Some(c) => match deletion_problem(c, original) {
+            Some(p) => Finding::fail(format!(
+                "the deletion of `{name}` {p}, so a browser ignores it and keeps the cookie"
+            )),
+            None => Finding::pass(format!("sign-out deleted `{name}`")),
+        },
+    };
+    Ok(finding.with_exchange(&observed.exchange))
+}
+
+/// Why a browser would not apply `deletion` to the cookie `original` set.
+fn deletion_problem(deletion: &SetCookie, original: Option<&SetCookie>) -> Option<String> {
+    let prefixed = unprefixed(&deletion.name) != deletion.name.as_str();
+    let original_kept_prefix = original.is_none_or(|o| prefix_problem(o).is_none());
+    if prefixed
+        && original_kept_prefix
+        && let Some(p) = prefix_problem(deletion)
+    {
+        return Some(p);
+    }
+    let path = |c: &SetCookie| c.path.clone().unwrap_or_else(|| "/".to_owned());
+    match original {
+        Some(o) if path(o) != path(deletion) => Some(format!(
+            "is on Path={} while the cookie was set on Path={}",
+            path(deletion),
+            path(o)
+        )),
+        Some(o) if o.domain != deletion.domain => Some(format!(
+            "has Domain={:?} while the cookie was set with Domain={:?}",
+            deletion.domain, o.domain
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(h: &str) -> SetCookie {
+        SetCookie::parse(h).unwrap()
+    }
+
+    #[test]
+    fn prefix_rules_follow_rfc6265bis() {
+        assert_eq!(prefix_problem(&c("__Host-a=1; Secure; Path=/")), None);
+        assert!(
+            prefix_problem(&c("__Host-a=1; Secure; Path=/x"))
+                .unwrap()
+                .contains("Path=/")
+        );
+        assert!(
+            prefix_problem(&c("__Host-a=1; Secure; Path=/; Domain=a.test"))
+                .unwrap()
+                .contains("Domain")
+        );
+        assert!(
+            prefix_problem(&c("__Secure-a=1; Path=/"))
+                .unwrap()
+                .contains("Secure")
+        );
+        assert_eq!(prefix_problem(&c("__secure-a=1; Secure")), None);
+        assert!(
+            prefix_problem(&c("a=1; Secure"))
+                .unwrap()
+                .contains("neither")
+        );
+    }
+
+    #[test]
+    fn max_age_is_held_to_the_bound() {
+        assert_eq!(max_age_problem(&c("a=1; Max-Age=604800"), 604_800), None);
+        assert!(max_age_problem(&c("a=1; Max-Age=604801"), 604_800).is_some());
+        assert_eq!(max_age_problem(&c("a=1"), 604_800), None);
+        assert!(
+            max_age_problem(&c("a=1; Expires=Fri, 01 Jan 2100 00:00:00 GMT"), 604_800).is_some()
+        );
+    }
+
+    #[test]
+    fn a_deletion_must_match_the_cookie_as_set() {
+        let set = c("__Secure-s=1; Secure; Path=/; HttpOnly");
+        assert_eq!(
+            deletion_problem(&c("__Secure-s=; Max-Age=0; Secure; Path=/"), Some(&set)),
+            None
+        );
+        assert!(
+            deletion_problem(&c("__Secure-s=; Max-Age=0; Path=/"), Some(&set))
+                .unwrap()
+                .contains("Secure")
+        );
+        assert!(
+            deletion_problem(&c("__Secure-s=; Max-Age=0; Secure; Path=/api"), Some(&set))
+                .unwrap()
+                .contains("Path")
+        );
+        // A cookie set without Secure is judged by cookie.secure, not here.
+        let insecure = c("__Secure-s=1; Path=/");
+        assert_eq!(
+            deletion_problem(&c("__Secure-s=; Max-Age=0; Path=/"), Some(&insecure)),
+            None
+        );
+    }
+
+    #[test]
+    fn samesite_none_and_missing_fail() {
+        assert_eq!(samesite_problem(&c("a=1; SameSite=Strict")), None);
+        assert!(samesite_problem(&c("a=1; SameSite=None")).is_some());
+        assert!(samesite_problem(&c("a=1")).is_some());
+    }
+}

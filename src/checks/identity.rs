@@ -1,0 +1,151 @@
+//! Signing in and out as the target's accounts; shared by every suite.
+
+use serde_json::json;
+
+use super::{Ctx, Finding};
+use crate::model::Exchange;
+use crate::probe::{Jar, Observed, ProbeError, Req, SetCookie};
+
+/// A signed-in account: its cookie jar and which cookie is the session.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub role: String,
+    pub jar: Jar,
+    pub cookie_name: String,
+}
+
+impl Identity {
+    /// The session token as the cookie carries it.
+    pub fn token(&self) -> &str {
+        self.jar.get(&self.cookie_name).unwrap_or_default()
+    }
+
+    /// A jar holding only this identity's session cookie.
+    pub fn session_jar(&self) -> Jar {
+        let mut jar = Jar::new();
+        jar.insert(&self.cookie_name, self.token());
+        jar
+    }
+}
+
+/// The harness could not get where it needed to be (sign-in failed, the
+/// target did not answer, the budget ran out): every check waiting on it is
+/// an `error`, never a pass.
+#[derive(Debug, Clone)]
+pub struct Unobservable {
+    pub reason: String,
+    pub exchanges: Vec<Exchange>,
+}
+
+impl Unobservable {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Unobservable {
+            reason: reason.into(),
+            exchanges: Vec::new(),
+        }
+    }
+
+    pub fn finding(&self) -> Finding {
+        Finding::error(format!("could not observe: {}", self.reason))
+            .with_exchanges(&self.exchanges)
+    }
+}
+
+impl From<ProbeError> for Unobservable {
+    fn from(e: ProbeError) -> Self {
+        Unobservable::new(crate::error_chain(&e))
+    }
+}
+
+/// Strips a `__Host-` or `__Secure-` prefix (case-insensitively, as
+/// RFC 6265bis matches them).
+pub fn unprefixed(name: &str) -> &str {
+    for prefix in ["__host-", "__secure-"] {
+        if name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            return &name[prefix.len()..];
+        }
+    }
+    name
+}
+
+/// Which of the cookies a sign-in set is the session cookie.
+pub fn session_cookie<'a>(ctx: &Ctx, set: &'a [SetCookie]) -> Option<&'a SetCookie> {
+    let live: Vec<&SetCookie> = set.iter().filter(|c| !c.is_deletion()).collect();
+    if let Some(name) = &ctx.target.session_cookie {
+        return live
+            .into_iter()
+            .find(|c| c.name == *name || unprefixed(&c.name) == name);
+    }
+    let by_name = live
+        .iter()
+        .copied()
+        .find(|c| unprefixed(&c.name).ends_with("session_token"));
+    by_name.or_else(|| (live.len() == 1).then(|| live[0]))
+}
+
+/// Signs in as `role`, sending `jar`'s cookies; the identity's jar is `jar`
+/// updated with what the target set.
+pub async fn sign_in(
+    ctx: &Ctx,
+    role: &str,
+    jar: Jar,
+) -> Result<(Identity, Observed), Unobservable> {
+    let account = ctx
+        .target
+        .account(role)
+        .ok_or_else(|| Unobservable::new(format!("the config has no `accounts.{role}`")))?;
+    let req = Req::post(
+        ctx.url(&ctx.target.paths.sign_in),
+        format!("sign in as {role}"),
+    )
+    .header("origin", ctx.target.origin.clone())
+    .jar(&jar)
+    .json(&json!({ "email": account.email, "password": account.password.expose() }));
+    let observed = ctx.probe.send(req).await?;
+    let fail = |reason: String| Unobservable {
+        reason,
+        exchanges: vec![observed.exchange.clone()],
+    };
+    if observed.status != 200 {
+        return Err(fail(format!(
+            "sign-in as `{role}` answered {} (expected 200)",
+            observed.status
+        )));
+    }
+    let set = observed
+        .set_cookies()
+        .map_err(|e| fail(format!("sign-in as `{role}` sent a {e}")))?;
+    let Some(session) = session_cookie(ctx, &set) else {
+        return Err(fail(format!(
+            "sign-in as `{role}` answered 200 but set no session cookie"
+        )));
+    };
+    let cookie_name = session.name.clone();
+    let mut jar = jar;
+    jar.apply(&set);
+    Ok((
+        Identity {
+            role: role.to_owned(),
+            jar,
+            cookie_name,
+        },
+        observed,
+    ))
+}
+
+/// Signs out with the identity's cookies, as a browser on the trusted
+/// origin would (JSON content type and `{}`, which better-auth requires).
+pub async fn sign_out(
+    ctx: &Ctx,
+    identity: &Identity,
+    base: &url::Url,
+) -> Result<Observed, ProbeError> {
+    let req = Req::post(
+        super::join(base, &ctx.target.paths.sign_out),
+        format!("sign out as {}", identity.role),
+    )
+    .header("origin", ctx.target.origin.clone())
+    .jar(&identity.jar)
+    .json(&json!({}));
+    ctx.probe.send(req).await
+}

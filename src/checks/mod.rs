@@ -1,0 +1,84 @@
+//! The checks, one module per area. Each suite function observes the target
+//! through the [`Probe`] and returns one [`CheckResult`] per check id it owns.
+
+pub mod cookie;
+mod finding;
+mod identity;
+
+use std::sync::Arc;
+
+pub use finding::Finding;
+pub use identity::{Identity, Unobservable, sign_in, sign_out};
+
+use crate::model::{CheckId, CheckResult, Status};
+use crate::plan::{Level, Plan};
+use crate::probe::Probe;
+use crate::target::Target;
+
+/// What every check of a run shares.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub target: Arc<Target>,
+    pub plan: Arc<Plan>,
+    pub probe: Probe,
+}
+
+impl Ctx {
+    /// The absolute URL of a contract path at the target's base URL.
+    pub fn url(&self, path: &str) -> url::Url {
+        join(&self.target.base_url, path)
+    }
+
+    /// Turns a finding into the check's result, with the plan's title and
+    /// requirement ids. A `should` check's failure is a `warn`.
+    pub fn conclude(&self, id: &str, finding: Finding, duration_ms: u64) -> CheckResult {
+        let planned = self.plan.check(id);
+        let status = match (finding.status, planned.map(|p| p.level)) {
+            (Status::Fail, Some(Level::Should)) => Status::Warn,
+            (status, _) => status,
+        };
+        CheckResult {
+            id: CheckId::new(id).unwrap_or_else(|_| CheckId::new("unknown.check").expect("valid")),
+            title: planned.map_or_else(|| id.to_owned(), |p| p.title.clone()),
+            status,
+            summary: self.probe.redactor().scrub(&finding.summary),
+            requirements: planned.map(|p| p.requirements.clone()).unwrap_or_default(),
+            evidence: finding.evidence,
+            duration_ms,
+        }
+    }
+}
+
+/// Joins a contract path onto a base URL, keeping the base's own path prefix.
+pub fn join(base: &url::Url, path: &str) -> url::Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    url.set_path(&format!("{prefix}/{}", path.trim_start_matches('/')));
+    url.set_query((!query.is_empty()).then_some(query));
+    url
+}
+
+/// The ids of checks implemented so far; the others are reported as `skip`.
+pub fn implemented(id: &str) -> bool {
+    id.starts_with("cookie.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join;
+
+    #[test]
+    fn join_keeps_base_prefix_and_query() {
+        let base = url::Url::parse("https://a.test/tenant/").unwrap();
+        assert_eq!(
+            join(&base, "/api/me").as_str(),
+            "https://a.test/tenant/api/me"
+        );
+        let base = url::Url::parse("http://127.0.0.1:8787").unwrap();
+        assert_eq!(
+            join(&base, "/api/posts?author_id=7").as_str(),
+            "http://127.0.0.1:8787/api/posts?author_id=7"
+        );
+    }
+}

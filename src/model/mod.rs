@@ -1,0 +1,14 @@
+//! The domain as plain serde data: check ids, statuses, evidence, results and
+//! the report. No I/O.
+
+mod check;
+mod evidence;
+mod report;
+mod secret;
+
+pub use check::{CheckId, CheckResult, InvalidCheckId, Status};
+pub use evidence::{
+    Evidence, Exchange, Header, HttpRequest, HttpResponse, Measurement, ModuleDigest, TextDiff,
+};
+pub use report::{Counts, Report, SCHEMA_VERSION, Subject, Tool, Verdict};
+pub use secret::Secret;

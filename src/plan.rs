@@ -1,0 +1,267 @@
+//! Test plans as data (`suites/*.toml`): which checks a profile has, their
+//! requirement ids and help, and the suite-wide parameters.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::model::CheckId;
+
+/// The areas a check id may belong to.
+pub const AREAS: [&str; 5] = ["verify", "cookie", "scope", "session", "ratelimit"];
+
+/// The built-in plan of the `flarelink-auth/v1` profile.
+pub const FLARELINK_AUTH_V1: &str = include_str!("../suites/flarelink-auth-v1.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("read plan `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse plan `{name}`")]
+    Parse {
+        name: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("plan `{name}` is invalid: {problem}")]
+    Invalid { name: String, problem: String },
+    #[error("no built-in plan for profile `{0}` (known: flarelink-auth/v1)")]
+    UnknownProfile(String),
+}
+
+/// Must a violation fail the check, or only warn?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Must,
+    Should,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+    Low,
+}
+
+/// Suite-wide parameters; a target config may override them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub revocation_trials: u32,
+    pub poll_interval_ms: u64,
+    pub observe_after_refusal_ms: u64,
+    pub ratelimit_tolerance: u64,
+    pub admin_factor: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedCheck {
+    pub id: CheckId,
+    pub area: String,
+    pub title: String,
+    pub severity: Severity,
+    pub level: Level,
+    pub requirements: Vec<String>,
+    pub help: String,
+    #[serde(default)]
+    pub inseparable_from: Vec<CheckId>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    id: String,
+    title: String,
+    contract: String,
+    params: Params,
+    check: Vec<PlannedCheck>,
+}
+
+/// A validated plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: String,
+    pub title: String,
+    pub contract: String,
+    pub params: Params,
+    pub checks: Vec<PlannedCheck>,
+    /// sha256 of the plan file's bytes, hex.
+    pub digest: String,
+}
+
+impl Plan {
+    /// The built-in plan for a profile id.
+    pub fn builtin(profile: &str) -> Result<Plan, PlanError> {
+        match profile {
+            "flarelink-auth/v1" => Plan::parse("suites/flarelink-auth-v1.toml", FLARELINK_AUTH_V1),
+            other => Err(PlanError::UnknownProfile(other.to_owned())),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Plan, PlanError> {
+        let text = fs_err::read_to_string(path).map_err(|source| PlanError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Plan::parse(&path.display().to_string(), &text)
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Plan, PlanError> {
+        let file: PlanFile = toml::from_str(text).map_err(|source| PlanError::Parse {
+            name: name.to_owned(),
+            source: Box::new(source),
+        })?;
+        let invalid = |problem: String| PlanError::Invalid {
+            name: name.to_owned(),
+            problem,
+        };
+        let mut seen = BTreeSet::new();
+        for check in &file.check {
+            if !seen.insert(check.id.clone()) {
+                return Err(invalid(format!("check `{}` is listed twice", check.id)));
+            }
+            if check.area != check.id.area() {
+                return Err(invalid(format!(
+                    "check `{}` has area `{}`, expected `{}`",
+                    check.id,
+                    check.area,
+                    check.id.area()
+                )));
+            }
+            if !AREAS.contains(&check.area.as_str()) {
+                return Err(invalid(format!(
+                    "check `{}` is in unknown area `{}`",
+                    check.id, check.area
+                )));
+            }
+            if check.requirements.is_empty() {
+                return Err(invalid(format!(
+                    "check `{}` cites no requirement",
+                    check.id
+                )));
+            }
+        }
+        for check in &file.check {
+            if let Some(other) = check.inseparable_from.iter().find(|o| !seen.contains(*o)) {
+                return Err(invalid(format!(
+                    "check `{}` is inseparable from unknown check `{other}`",
+                    check.id
+                )));
+            }
+        }
+        if file.params.poll_interval_ms == 0 || file.params.revocation_trials == 0 {
+            return Err(invalid(
+                "`poll_interval_ms` and `revocation_trials` must be positive".to_owned(),
+            ));
+        }
+        Ok(Plan {
+            id: file.id,
+            title: file.title,
+            contract: file.contract,
+            params: file.params,
+            checks: file.check,
+            digest: hex::encode(Sha256::digest(text.as_bytes())),
+        })
+    }
+
+    pub fn check(&self, id: &str) -> Option<&PlannedCheck> {
+        self.checks.iter().find(|c| c.id.as_str() == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARCHITECTURE_IDS: [&str; 33] = [
+        "verify.rebuild-deterministic",
+        "verify.modules-match",
+        "verify.settings-match",
+        "verify.no-undeclared-observers",
+        "verify.live-versions",
+        "cookie.httponly",
+        "cookie.secure",
+        "cookie.samesite",
+        "cookie.prefix",
+        "cookie.domain",
+        "cookie.max-age",
+        "cookie.cleared-on-sign-out",
+        "cookie.rotated-on-sign-in",
+        "cookie.csrf-origin",
+        "scope.service-key-required",
+        "scope.session-not-db-credential",
+        "scope.no-cors-on-data",
+        "scope.unscoped-query-rejected",
+        "scope.bola-list",
+        "scope.bola-by-id",
+        "scope.write-as-other-rejected",
+        "session.revoked-on-sign-out",
+        "session.revoke-all",
+        "session.no-resurrection",
+        "ratelimit.anonymous",
+        "ratelimit.free",
+        "ratelimit.pro",
+        "ratelimit.admin-unlimited",
+        "ratelimit.retry-after",
+        "ratelimit.tier-not-from-client",
+        "ratelimit.key-not-spoofable",
+        "ratelimit.per-identity",
+        "ratelimit.window-resets",
+    ];
+
+    #[test]
+    fn builtin_plan_has_exactly_the_architecture_ids_in_order() {
+        let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+        let ids: Vec<&str> = plan.checks.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ARCHITECTURE_IDS);
+        assert_eq!(plan.digest.len(), 64);
+    }
+
+    #[test]
+    fn duplicate_and_misfiled_checks_are_refused() {
+        let base = |checks: &str| {
+            format!(
+                "id='x'\ntitle='x'\ncontract='x'\n[params]\nrevocation_trials=1\npoll_interval_ms=1\n\
+                 observe_after_refusal_ms=1\nratelimit_tolerance=0\nadmin_factor=2\n{checks}"
+            )
+        };
+        let check = |id: &str, area: &str| {
+            format!(
+                "[[check]]\nid='{id}'\narea='{area}'\ntitle='t'\nseverity='high'\nlevel='must'\n\
+                 requirements=['r']\nhelp='h'\n"
+            )
+        };
+        let twice = base(&format!(
+            "{}{}",
+            check("cookie.a", "cookie"),
+            check("cookie.a", "cookie")
+        ));
+        assert!(
+            Plan::parse("t", &twice)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+        let misfiled = base(&check("cookie.a", "scope"));
+        assert!(
+            Plan::parse("t", &misfiled)
+                .unwrap_err()
+                .to_string()
+                .contains("area")
+        );
+        let bad_id = base(&check("Cookie", "cookie"));
+        assert!(matches!(
+            Plan::parse("t", &bad_id),
+            Err(PlanError::Parse { .. })
+        ));
+    }
+}

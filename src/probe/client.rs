@@ -1,0 +1,265 @@
+//! The only HTTP client that talks to targets: every request is admitted by
+//! the [`Governor`], recorded as a redacted [`Exchange`], and its cookies
+//! parsed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use url::Url;
+
+use super::budget::{BudgetExhausted, Governor};
+use super::cookie::{CookieError, Jar, SetCookie};
+use super::redact::Redactor;
+use crate::model::{Exchange, Header, HttpRequest, HttpResponse};
+use crate::target::Budget;
+
+/// Bodies longer than this are cut in reports.
+const MAX_RECORDED_BODY: usize = 4096;
+/// A target that does not answer within this is an error, not a verdict.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Budget(#[from] BudgetExhausted),
+    #[error("send {method} `{url}`")]
+    Transport {
+        method: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("build HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A request to send.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub label: String,
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl Req {
+    pub fn new(method: Method, url: Url, label: impl Into<String>) -> Self {
+        Req {
+            label: label.into(),
+            method,
+            url,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn get(url: Url, label: impl Into<String>) -> Self {
+        Self::new(Method::GET, url, label)
+    }
+
+    pub fn post(url: Url, label: impl Into<String>) -> Self {
+        Self::new(Method::POST, url, label)
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// A JSON body with its content type.
+    pub fn json(mut self, value: &serde_json::Value) -> Self {
+        self.body = Some(value.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    /// Sends the jar's cookies, if any.
+    pub fn jar(self, jar: &Jar) -> Self {
+        match jar.header() {
+            Some(h) => self.header("cookie", h),
+            None => self,
+        }
+    }
+}
+
+/// What came back, with the redacted record of the exchange.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub exchange: Exchange,
+}
+
+impl Observed {
+    /// Every value of a header, case-insensitively.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.header_values(name).next()
+    }
+
+    /// Every `Set-Cookie`, parsed; one malformed header is an error.
+    pub fn set_cookies(&self) -> Result<Vec<SetCookie>, CookieError> {
+        self.header_values("set-cookie")
+            .map(SetCookie::parse)
+            .collect()
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// The budgeted, redacting HTTP client of a run.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    client: reqwest::Client,
+    governor: Arc<Governor>,
+    redactor: Arc<Redactor>,
+    epoch: Instant,
+}
+
+impl Probe {
+    pub fn new(budget: Budget, redactor: Arc<Redactor>) -> Result<Self, ProbeError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("flareproof/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(ProbeError::Client)?;
+        Ok(Probe {
+            client,
+            governor: Arc::new(Governor::new(budget)),
+            redactor,
+            epoch: Instant::now(),
+        })
+    }
+
+    pub fn governor(&self) -> &Governor {
+        &self.governor
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Milliseconds since the run started.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Sends a request. A transport failure is an error: the caller decides
+    /// whether it can still tell anything (usually it cannot).
+    pub async fn send(&self, req: Req) -> Result<Observed, ProbeError> {
+        self.governor.admit().await?;
+        let at_ms = self.now_ms();
+        let started = Instant::now();
+        let mut builder = self.client.request(req.method.clone(), req.url.clone());
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        }
+        let transport = |source| ProbeError::Transport {
+            method: req.method.to_string(),
+            url: req.url.to_string(),
+            source,
+        };
+        let response = builder.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.bytes().await.map_err(transport)?.to_vec();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        // Learn every credential the target hands out before recording.
+        for (name, value) in &headers {
+            if name.eq_ignore_ascii_case("set-cookie")
+                && let Ok(c) = SetCookie::parse(value)
+            {
+                self.redactor.learn_str(c.value());
+            }
+        }
+        let exchange = self.record(&req, status, &headers, &body, at_ms, elapsed_ms);
+        Ok(Observed {
+            status,
+            headers,
+            body,
+            exchange,
+        })
+    }
+
+    fn record(
+        &self,
+        req: &Req,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+        at_ms: u64,
+        elapsed_ms: u64,
+    ) -> Exchange {
+        let r = &self.redactor;
+        let (body_text, truncated) = recorded_body(&r.body(&String::from_utf8_lossy(body)));
+        Exchange {
+            label: r.scrub(&req.label),
+            request: HttpRequest {
+                method: req.method.to_string(),
+                url: r.scrub(req.url.as_str()),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: n.clone(),
+                        value: r.request_header(n, v),
+                    })
+                    .collect(),
+                body: req.body.as_deref().map(|b| r.body(b)),
+            },
+            response: Some(HttpResponse {
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| Header {
+                        name: n.clone(),
+                        value: r.response_header(n, v),
+                    })
+                    .collect(),
+                body: body_text,
+                body_truncated: truncated,
+            }),
+            error: None,
+            at_ms,
+            elapsed_ms,
+        }
+    }
+}
+
+/// Cuts an already redacted body to the recorded size.
+fn recorded_body(text: &str) -> (Option<String>, bool) {
+    if text.is_empty() {
+        return (None, false);
+    }
+    if text.len() <= MAX_RECORDED_BODY {
+        return (Some(text.to_owned()), false);
+    }
+    let mut cut = MAX_RECORDED_BODY;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    (Some(text[..cut].to_owned()), true)
+}

@@ -1,0 +1,7 @@
+//! Integration tests: one binary, a module per area.
+
+mod cli;
+mod conform;
+mod fixture;
+mod schema;
+mod support;
