@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::CheckId;
+use crate::model::{CheckId, CheckResult, Finding, Status};
 
 /// The areas a check id may belong to.
 pub const AREAS: [&str; 5] = ["verify", "cookie", "scope", "session", "ratelimit"];
@@ -176,6 +176,36 @@ impl Plan {
     pub fn check(&self, id: &str) -> Option<&PlannedCheck> {
         self.checks.iter().find(|c| c.id.as_str() == id)
     }
+
+    /// Turns a finding into the check's result, with the plan's title and
+    /// requirement ids. A `should` check's failure is a `warn`. An id the
+    /// plan does not know is an `error` result, never a pass.
+    pub fn conclude(&self, id: &str, finding: Finding, duration_ms: u64) -> CheckResult {
+        let planned = self.check(id);
+        let (status, summary) = match (finding.status, planned) {
+            (_, None) => (
+                Status::Error,
+                format!("check `{id}` is not in plan `{}`", self.id),
+            ),
+            (Status::Fail, Some(p)) if p.level == Level::Should => (Status::Warn, finding.summary),
+            (status, Some(_)) => (status, finding.summary),
+        };
+        CheckResult {
+            id: planned.map_or_else(
+                || {
+                    CheckId::new(id)
+                        .unwrap_or_else(|_| CheckId::new("plan.unknown-check").expect("a valid id"))
+                },
+                |p| p.id.clone(),
+            ),
+            title: planned.map_or_else(|| id.to_owned(), |p| p.title.clone()),
+            status,
+            summary,
+            requirements: planned.map(|p| p.requirements.clone()).unwrap_or_default(),
+            evidence: finding.evidence,
+            duration_ms,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -263,5 +293,23 @@ mod tests {
             Plan::parse("t", &bad_id),
             Err(PlanError::Parse { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod conclude_tests {
+    use super::*;
+
+    #[test]
+    fn conclude_attaches_plan_data_and_never_passes_an_unknown_id() {
+        let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+        let known = plan.conclude("cookie.httponly", Finding::pass("ok"), 3);
+        assert_eq!(known.status, Status::Pass);
+        assert_eq!(
+            known.requirements,
+            plan.check("cookie.httponly").unwrap().requirements
+        );
+        let unknown = plan.conclude("cookie.made-up", Finding::pass("ok"), 3);
+        assert_eq!(unknown.status, Status::Error);
     }
 }

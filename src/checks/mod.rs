@@ -2,16 +2,15 @@
 //! through the [`Probe`] and returns one [`CheckResult`] per check id it owns.
 
 pub mod cookie;
-mod finding;
 mod identity;
 
 use std::sync::Arc;
 
-pub use finding::Finding;
+pub use crate::model::Finding;
 pub use identity::{Identity, Unobservable, sign_in, sign_out};
 
-use crate::model::{CheckId, CheckResult, Status};
-use crate::plan::{Level, Plan};
+use crate::model::CheckResult;
+use crate::plan::Plan;
 use crate::probe::Probe;
 use crate::target::Target;
 
@@ -29,23 +28,11 @@ impl Ctx {
         join(&self.target.base_url, path)
     }
 
-    /// Turns a finding into the check's result, with the plan's title and
-    /// requirement ids. A `should` check's failure is a `warn`.
-    pub fn conclude(&self, id: &str, finding: Finding, duration_ms: u64) -> CheckResult {
-        let planned = self.plan.check(id);
-        let status = match (finding.status, planned.map(|p| p.level)) {
-            (Status::Fail, Some(Level::Should)) => Status::Warn,
-            (status, _) => status,
-        };
-        CheckResult {
-            id: CheckId::new(id).unwrap_or_else(|_| CheckId::new("unknown.check").expect("valid")),
-            title: planned.map_or_else(|| id.to_owned(), |p| p.title.clone()),
-            status,
-            summary: self.probe.redactor().scrub(&finding.summary),
-            requirements: planned.map(|p| p.requirements.clone()).unwrap_or_default(),
-            evidence: finding.evidence,
-            duration_ms,
-        }
+    /// Turns a finding into the check's result (see [`Plan::conclude`]),
+    /// scrubbing any secret the run knows from its summary.
+    pub fn conclude(&self, id: &str, mut finding: Finding, duration_ms: u64) -> CheckResult {
+        finding.summary = self.probe.redactor().scrub(&finding.summary);
+        self.plan.conclude(id, finding, duration_ms)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod evidence;
+mod finding;
 mod report;
 mod secret;
 
@@ -10,5 +11,6 @@ pub use check::{CheckId, CheckResult, InvalidCheckId, Status};
 pub use evidence::{
     Evidence, Exchange, Header, HttpRequest, HttpResponse, Measurement, ModuleDigest, TextDiff,
 };
+pub use finding::Finding;
 pub use report::{Counts, Report, SCHEMA_VERSION, Subject, Tool, Verdict};
 pub use secret::Secret;

@@ -1,7 +1,7 @@
 //! `Finding`: a check's status, why, and the evidence, before the plan's
 //! title and requirement ids are attached.
 
-use crate::model::{Evidence, Exchange, Status};
+use super::{Evidence, Exchange, Status};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
