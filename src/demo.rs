@@ -92,6 +92,7 @@ pub fn target_for(info: &FixtureInfo, max_session_age_s: u64) -> Result<Target, 
             max_rps: 200,
         },
         paths: Paths::default(),
+        verify: None,
     })
 }
 

@@ -4,12 +4,15 @@
 
 pub mod checks;
 pub mod cli;
+pub mod cloudflare;
+pub mod compare;
 pub mod conform;
 pub mod demo;
 pub mod fixture;
 pub mod model;
 pub mod plan;
 pub mod probe;
+pub mod rebuild;
 pub mod report;
 pub mod target;
 

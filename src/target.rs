@@ -9,7 +9,10 @@ use std::path::Path;
 use serde::Deserialize;
 use url::Url;
 
+use crate::cloudflare::Credentials;
+use crate::compare::{DeclaredBinding, DeclaredSettings};
 use crate::model::Secret;
+use crate::rebuild::Recipe;
 
 /// The accounts a conform run signs in as.
 pub const ACCOUNT_ROLES: [&str; 4] = ["free", "free2", "pro", "admin"];
@@ -217,6 +220,10 @@ pub struct TargetConfig {
     pub budget: Budget,
     #[serde(default)]
     pub paths: Paths,
+    /// What `verify` rebuilds and what the deployment must be; optional,
+    /// conform-only configs leave it out.
+    #[serde(default)]
+    pub verify: Option<VerifySection>,
 }
 
 /// An account with its password read from the environment.
@@ -240,6 +247,8 @@ pub struct Target {
     pub service_key: Option<Secret>,
     pub budget: Budget,
     pub paths: Paths,
+    /// The resolved `[verify]` section, if the config has one.
+    pub verify: Option<VerifyTarget>,
 }
 
 impl Target {
@@ -288,6 +297,9 @@ impl TargetConfig {
             return Err(invalid(
                 "`budget.max_rps` and `budget.max_requests` must be at least 1".to_owned(),
             ));
+        }
+        if let Some(verify) = &self.verify {
+            verify.validate(path)?;
         }
         if let Some(role) = self
             .accounts
@@ -356,8 +368,244 @@ impl TargetConfig {
             service_key,
             budget: self.budget,
             paths: self.paths,
+            verify: match self.verify {
+                Some(section) => Some(section.resolve(path)?),
+                None => None,
+            },
         })
     }
+}
+
+fn default_api_base() -> Url {
+    Url::parse("https://api.cloudflare.com/client/v4").expect("a valid URL")
+}
+fn default_api_token_env() -> String {
+    "CLOUDFLARE_API_TOKEN".to_owned()
+}
+fn default_account_id_env() -> String {
+    "CLOUDFLARE_ACCOUNT_ID".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The `[verify]` section: what to rebuild, and what the deployment must be.
+///
+/// ```toml
+/// [verify]
+/// source = "fixtures"                 # the Worker's source folder, relative to this file
+/// recipe = ["node", "build.mjs", "--outdir", "{out}"]  # {out}: output folder, {src}: source copy
+/// env = { NODE_ENV = "production" }   # extra environment for the recipe (it runs with a clean one)
+/// non_artifacts = ["README.md"]       # globs of output files that are not upload modules
+/// link = ["node_modules"]             # top-level entries symlinked into each copy, not copied
+/// main_module = "worker.js"           # only when the output has no manifest.json
+/// bisect = true                       # on a rebuild difference, find the variation that exposes it
+/// script = "auth-worker"              # the Worker's script name
+/// compatibility_date = "2025-09-01"
+/// compatibility_flags = ["nodejs_compat"]
+/// bindings = [{ name = "DB", type = "d1" }, { name = "SESSIONS", type = "kv_namespace", target = "<namespace id>" }]
+/// tail_consumers = []                 # tail consumer services the deployment may have
+/// logpush = false                     # whether Logpush may be on
+/// log_destinations = []               # Workers Logs export destinations it may have
+/// api_base = "https://api.cloudflare.com/client/v4"
+/// api_token_env = "CLOUDFLARE_API_TOKEN"    # needs "Workers Scripts Read"
+/// account_id_env = "CLOUDFLARE_ACCOUNT_ID"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySection {
+    pub source: std::path::PathBuf,
+    pub recipe: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub non_artifacts: Vec<String>,
+    #[serde(default)]
+    pub link: Vec<String>,
+    #[serde(default)]
+    pub main_module: Option<String>,
+    #[serde(default = "default_true")]
+    pub bisect: bool,
+    pub script: String,
+    #[serde(default)]
+    pub compatibility_date: Option<String>,
+    #[serde(default)]
+    pub compatibility_flags: Vec<String>,
+    #[serde(default)]
+    pub bindings: Vec<DeclaredBinding>,
+    #[serde(default)]
+    pub tail_consumers: Vec<String>,
+    #[serde(default)]
+    pub logpush: bool,
+    #[serde(default)]
+    pub log_destinations: Vec<String>,
+    #[serde(default = "default_api_base")]
+    pub api_base: Url,
+    #[serde(default = "default_api_token_env")]
+    pub api_token_env: String,
+    #[serde(default = "default_account_id_env")]
+    pub account_id_env: String,
+}
+
+/// Observers the config allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredObservers {
+    pub tail_consumers: Vec<String>,
+    pub logpush: bool,
+    pub log_destinations: Vec<String>,
+}
+
+/// The resolved `[verify]` section. Holds no secret: the token is read by
+/// [`VerifyTarget::credentials`] when verify runs.
+#[derive(Debug, Clone)]
+pub struct VerifyTarget {
+    pub recipe: Recipe,
+    pub bisect: bool,
+    pub script: String,
+    pub declared: DeclaredSettings,
+    pub observers: DeclaredObservers,
+    pub api_base: Url,
+    pub api_token_env: String,
+    pub account_id_env: String,
+}
+
+impl VerifySection {
+    fn validate(&self, path: &str) -> Result<(), TargetError> {
+        let invalid = |problem: String| TargetError::Invalid {
+            path: path.to_owned(),
+            problem,
+        };
+        if self.recipe.is_empty() {
+            return Err(invalid("`verify.recipe` is empty".to_owned()));
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !name_ok(&self.script) {
+            return Err(invalid(format!(
+                "`verify.script` `{}` is not a Worker script name (letters, digits, `-`, `_`)",
+                self.script
+            )));
+        }
+        if !matches!(self.api_base.scheme(), "http" | "https") || self.api_base.host().is_none() {
+            return Err(invalid(format!(
+                "`verify.api_base` `{}` is not an http(s) URL with a host",
+                self.api_base
+            )));
+        }
+        if let Some(link) = self
+            .link
+            .iter()
+            .find(|l| l.is_empty() || l.contains('/') && l.trim_end_matches('/').contains('/'))
+        {
+            return Err(invalid(format!(
+                "`verify.link` entry `{link}` must be a top-level name in the source folder"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Resolves the source folder against the config file's folder.
+    pub fn resolve(self, config_path: &str) -> Result<VerifyTarget, TargetError> {
+        self.validate(config_path)?;
+        let base = Path::new(config_path)
+            .parent()
+            .unwrap_or_else(|| Path::new(""));
+        let source = base.join(&self.source);
+        let source = std::path::absolute(&source).map_err(|source_err| TargetError::Read {
+            path: source.display().to_string(),
+            source: source_err,
+        })?;
+        Ok(VerifyTarget {
+            recipe: Recipe {
+                source,
+                command: self.recipe,
+                env: self.env,
+                non_artifacts: self.non_artifacts,
+                link: self.link,
+                main_module: self.main_module,
+            },
+            bisect: self.bisect,
+            script: self.script,
+            declared: DeclaredSettings {
+                compatibility_date: self.compatibility_date,
+                compatibility_flags: self.compatibility_flags,
+                bindings: self.bindings,
+            },
+            observers: DeclaredObservers {
+                tail_consumers: self.tail_consumers,
+                logpush: self.logpush,
+                log_destinations: self.log_destinations,
+            },
+            api_base: self.api_base,
+            api_token_env: self.api_token_env,
+            account_id_env: self.account_id_env,
+        })
+    }
+}
+
+impl VerifyTarget {
+    /// Reads the API token and account id from the environment variables
+    /// the config names.
+    pub fn credentials(
+        &self,
+        config_path: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Credentials, TargetError> {
+        let read = |key: &str, var: &str| {
+            env(var)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| TargetError::MissingSecret {
+                    path: config_path.to_owned(),
+                    key: key.to_owned(),
+                    var: var.to_owned(),
+                })
+        };
+        Ok(Credentials {
+            account_id: read("verify.account_id_env", &self.account_id_env)?
+                .trim()
+                .to_owned(),
+            token: Secret::new(read("verify.api_token_env", &self.api_token_env)?.trim()),
+        })
+    }
+}
+
+/// A config for `verify`: `[verify]`, with `[profile]` optional. A config
+/// that also has `[target]` is read (and checked) whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyOnlyConfig {
+    verify: VerifySection,
+    #[serde(default)]
+    profile: ProfileSection,
+}
+
+/// Loads the `[verify]` section of a config and the profile it runs under.
+pub fn load_verify(path: &Path) -> Result<(ProfileSection, VerifyTarget), TargetError> {
+    let shown = path.display().to_string();
+    let text = fs_err::read_to_string(path).map_err(|source| TargetError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let parse_err = |source| TargetError::Parse {
+        path: shown.clone(),
+        source: Box::new(source),
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+    let (profile, section) = if table.contains_key("target") {
+        let config = TargetConfig::parse(&shown, &text)?;
+        let section = config.verify.ok_or_else(|| TargetError::Invalid {
+            path: shown.clone(),
+            problem: "there is no `[verify]` section".to_owned(),
+        })?;
+        (config.profile, section)
+    } else {
+        let config: VerifyOnlyConfig = toml::from_str(&text).map_err(parse_err)?;
+        (config.profile, config.verify)
+    };
+    Ok((profile, section.resolve(&shown)?))
 }
 
 #[cfg(test)]
@@ -418,6 +666,58 @@ max_rps = 50
             msg.contains("FP_FREE") && msg.contains("accounts.free.password_env"),
             "{msg}"
         );
+    }
+
+    const VERIFY: &str = r#"
+[verify]
+source = "worker"
+recipe = ["node", "build.mjs", "--outdir", "{out}"]
+link = ["node_modules"]
+script = "auth-worker"
+compatibility_date = "2025-09-01"
+compatibility_flags = ["nodejs_compat"]
+bindings = [{ name = "DB", type = "d1" }, { name = "SESSIONS", type = "kv_namespace", target = "ns-1" }]
+"#;
+
+    #[test]
+    fn a_verify_section_resolves_next_to_the_config_without_secrets() {
+        let text = format!("{EXAMPLE}{VERIFY}");
+        let target = TargetConfig::parse("conf/t.toml", &text)
+            .unwrap()
+            .resolve("conf/t.toml", env)
+            .unwrap();
+        let verify = target.verify.unwrap();
+        assert!(verify.recipe.source.is_absolute());
+        assert!(verify.recipe.source.ends_with("conf/worker"));
+        assert_eq!(verify.declared.bindings[1].target.as_deref(), Some("ns-1"));
+        assert_eq!(verify.api_token_env, "CLOUDFLARE_API_TOKEN");
+        assert!(verify.bisect);
+        let err = verify.credentials("conf/t.toml", |_| None).unwrap_err();
+        assert!(err.to_string().contains("CLOUDFLARE_ACCOUNT_ID"), "{err}");
+        let creds = verify
+            .credentials("conf/t.toml", |v| Some(format!("{v}-value")))
+            .unwrap();
+        assert_eq!(creds.token.expose(), "CLOUDFLARE_API_TOKEN-value");
+        assert!(!format!("{creds:?}").contains("CLOUDFLARE_API_TOKEN-value"));
+    }
+
+    #[test]
+    fn verify_only_configs_load_and_bad_sections_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.toml");
+        fs_err::write(&path, VERIFY).unwrap();
+        let (profile, verify) = load_verify(&path).unwrap();
+        assert_eq!(profile.suite, "flarelink-auth/v1");
+        assert_eq!(verify.script, "auth-worker");
+        fs_err::write(&path, format!("{VERIFY}surprise = 1\n")).unwrap();
+        let chain = crate::error_chain(&load_verify(&path).unwrap_err());
+        assert!(chain.contains("surprise"), "{chain}");
+        fs_err::write(&path, VERIFY.replace("auth-worker", "auth/worker")).unwrap();
+        let chain = crate::error_chain(&load_verify(&path).unwrap_err());
+        assert!(chain.contains("verify.script"), "{chain}");
+        fs_err::write(&path, EXAMPLE).unwrap();
+        let chain = crate::error_chain(&load_verify(&path).unwrap_err());
+        assert!(chain.contains("no `[verify]`"), "{chain}");
     }
 
     #[test]

@@ -1,0 +1,372 @@
+//! A read-only Cloudflare API client: bearer token, the v4 envelope, and
+//! retries (429 honours `Retry-After` up to a cap; 5xx and dropped
+//! connections back off exponentially, a bounded number of times).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+
+use crate::model::{Exchange, Header, HttpRequest, HttpResponse, Secret};
+
+use super::envelope::{Envelope, describe, errors_of};
+use super::error::ApiError;
+
+/// The account and token to read with. `Debug` never shows the token.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub account_id: String,
+    pub token: Secret,
+}
+
+/// How hard to try. The defaults follow wrangler: 3 retries, `Retry-After`
+/// honoured up to 60 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// First backoff after a 5xx or a dropped connection; doubles each time.
+    pub backoff: Duration,
+    /// The longest `Retry-After` honoured; longer waits are cut to this.
+    pub retry_after_cap: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            retry_after_cap: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A response that came back with a 2xx status.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    credentials: Credentials,
+    retry: RetryPolicy,
+    started: Instant,
+    transcript: Mutex<Vec<Exchange>>,
+}
+
+/// Cheap to clone; clones share the transcript.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// Response headers worth keeping as evidence.
+const KEPT_HEADERS: [&str; 5] = [
+    "content-type",
+    "retry-after",
+    "cf-entrypoint",
+    "cf-ray",
+    "content-length",
+];
+/// Error bodies longer than this are cut in the transcript.
+const MAX_EVIDENCE_BODY: usize = 2048;
+
+impl Client {
+    pub fn new(
+        api_base: &url::Url,
+        credentials: Credentials,
+        retry: RetryPolicy,
+    ) -> Result<Client, ApiError> {
+        let base = api_base.as_str().trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("flareproof/", env!("CARGO_PKG_VERSION")))
+            .timeout(retry.timeout)
+            .build()
+            .map_err(|source| ApiError::Send {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                credentials,
+                retry,
+                started: Instant::now(),
+                transcript: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// `{api_base}/accounts/{account_id}/{path}`.
+    pub fn account_url(&self, path: &str) -> String {
+        format!(
+            "{}/accounts/{}/{}",
+            self.inner.base,
+            self.inner.credentials.account_id,
+            path.trim_start_matches('/')
+        )
+    }
+
+    /// Every exchange so far, the token redacted.
+    pub fn transcript(&self) -> Vec<Exchange> {
+        self.inner
+            .transcript
+            .lock()
+            .expect("transcript poisoned")
+            .clone()
+    }
+
+    /// The exchanges whose label starts with `prefix`.
+    pub fn exchanges(&self, prefix: &str) -> Vec<Exchange> {
+        self.transcript()
+            .into_iter()
+            .filter(|e| e.label.starts_with(prefix))
+            .collect()
+    }
+
+    /// GETs `url` and unwraps the envelope's `result`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        label: &str,
+        url: &str,
+    ) -> Result<T, ApiError> {
+        let response = self.get(label, url, "application/json").await?;
+        let envelope: Envelope<T> =
+            serde_json::from_slice(&response.body).map_err(|source| ApiError::Malformed {
+                url: url.to_owned(),
+                source,
+            })?;
+        if !envelope.success {
+            return Err(ApiError::Envelope {
+                url: url.to_owned(),
+                detail: describe(&envelope.errors),
+            });
+        }
+        envelope.result.ok_or_else(|| ApiError::Shape {
+            url: url.to_owned(),
+            problem: "`success` is true but `result` is missing".to_owned(),
+        })
+    }
+
+    /// GETs `url`, retrying 429, 5xx and dropped connections; any other
+    /// non-2xx status is an error.
+    pub async fn get(&self, label: &str, url: &str, accept: &str) -> Result<Response, ApiError> {
+        let retry = self.inner.retry;
+        let attempts = retry.attempts.max(1);
+        let mut backoff = retry.backoff;
+        for attempt in 1..=attempts {
+            let last = attempt == attempts;
+            let at = self.inner.started.elapsed();
+            let sent = Instant::now();
+            let result = self
+                .inner
+                .http
+                .get(url)
+                .header(
+                    AUTHORIZATION,
+                    format!("Bearer {}", self.inner.credentials.token.expose()),
+                )
+                .header(ACCEPT, accept)
+                .send()
+                .await;
+            let response = match result {
+                Ok(r) => r,
+                Err(source) => {
+                    self.record(label, url, accept, at, sent, None, Some(&source));
+                    if last || !(source.is_connect() || source.is_timeout() || source.is_request())
+                    {
+                        return Err(ApiError::Send {
+                            url: url.to_owned(),
+                            source,
+                        });
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await;
+            let body = match body {
+                Ok(body) => body,
+                Err(source) => {
+                    self.record(
+                        label,
+                        url,
+                        accept,
+                        at,
+                        sent,
+                        Some((status, &headers, b"")),
+                        Some(&source),
+                    );
+                    if last {
+                        return Err(ApiError::Body {
+                            url: url.to_owned(),
+                            status,
+                            source,
+                        });
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    continue;
+                }
+            };
+            self.record(
+                label,
+                url,
+                accept,
+                at,
+                sent,
+                Some((status, &headers, &body)),
+                None,
+            );
+            match status {
+                200..=299 => {
+                    return Ok(Response {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+                401 | 403 => {
+                    return Err(ApiError::Unauthorized {
+                        url: url.to_owned(),
+                        status,
+                        detail: describe(&errors_of(&body)),
+                    });
+                }
+                429 | 500..=599 if !last => {
+                    let wait = if status == 429 {
+                        retry_after(&headers)
+                            .unwrap_or(backoff)
+                            .min(retry.retry_after_cap)
+                    } else {
+                        backoff
+                    };
+                    backoff *= 2;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => {
+                    return Err(ApiError::Status {
+                        url: url.to_owned(),
+                        status,
+                        attempts: attempt,
+                        detail: describe(&errors_of(&body)),
+                    });
+                }
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        label: &str,
+        url: &str,
+        accept: &str,
+        at: Duration,
+        sent: Instant,
+        response: Option<(u16, &HeaderMap, &[u8])>,
+        error: Option<&reqwest::Error>,
+    ) {
+        let token = self.inner.credentials.token.expose();
+        let scrub = |s: String| {
+            if token.is_empty() {
+                s
+            } else {
+                s.replace(token, "[redacted]")
+            }
+        };
+        let response = response.map(|(status, headers, body)| {
+            let kept = KEPT_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    headers.get(*name).map(|v| Header {
+                        name: (*name).to_owned(),
+                        value: scrub(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    })
+                })
+                .collect();
+            // Successful bodies are modules and settings, recorded elsewhere;
+            // error bodies say why.
+            let show = !(200..300).contains(&status) && !body.is_empty();
+            let cut = body.len().min(MAX_EVIDENCE_BODY);
+            HttpResponse {
+                status,
+                headers: kept,
+                body: show.then(|| scrub(String::from_utf8_lossy(&body[..cut]).into_owned())),
+                body_truncated: show && cut < body.len(),
+            }
+        });
+        let exchange = Exchange {
+            label: label.to_owned(),
+            request: HttpRequest {
+                method: "GET".to_owned(),
+                url: url.to_owned(),
+                headers: vec![
+                    Header {
+                        name: "authorization".to_owned(),
+                        value: "Bearer [redacted]".to_owned(),
+                    },
+                    Header {
+                        name: "accept".to_owned(),
+                        value: accept.to_owned(),
+                    },
+                ],
+                body: None,
+            },
+            response,
+            error: error.map(|e| scrub(crate::error_chain(e))),
+            at_ms: at.as_millis() as u64,
+            elapsed_ms: sent.elapsed().as_millis() as u64,
+        };
+        self.inner
+            .transcript
+            .lock()
+            .expect("transcript poisoned")
+            .push(exchange);
+    }
+}
+
+/// `Retry-After` in seconds (fractions allowed); HTTP dates are not honoured
+/// and fall back to the backoff.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let seconds: f64 = value.parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_ignores_junk() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(RETRY_AFTER, "0.25".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        h.insert(RETRY_AFTER, "-1".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}

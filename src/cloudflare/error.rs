@@ -1,0 +1,88 @@
+//! Why the Cloudflare API could not be read.
+
+use super::multipart::MultipartError;
+
+/// An API read that failed. Messages name the URL, never the token.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("send `GET {url}`")]
+    Send {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("read the body of `GET {url}` (HTTP {status})")]
+    Body {
+        url: String,
+        status: u16,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("read `{url}`: the API token was refused (HTTP {status}){detail}")]
+    Unauthorized {
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("read `{url}`: HTTP {status} after {attempts} attempt(s){detail}")]
+    Status {
+        url: String,
+        status: u16,
+        attempts: u32,
+        detail: String,
+    },
+    #[error("read `{url}`: the API answered `success: false`{detail}")]
+    Envelope { url: String, detail: String },
+    #[error("parse the JSON from `{url}` (malformed or truncated)")]
+    Malformed {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("understand the response from `{url}`: {problem}")]
+    Shape { url: String, problem: String },
+    #[error("parse the multipart script download from `{url}`")]
+    Multipart {
+        url: String,
+        #[source]
+        source: MultipartError,
+    },
+    #[error("decode module `{module}` of version {version} from base64")]
+    Base64 {
+        module: String,
+        version: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status the error came with, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Unauthorized { status, .. }
+            | ApiError::Status { status, .. }
+            | ApiError::Body { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The token was refused: a permission problem, not a transient one.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, ApiError::Unauthorized { .. })
+    }
+
+    /// What to do about it, for the binary's `hint:` line.
+    pub fn hint(&self, token_env: &str) -> String {
+        if self.is_auth() {
+            format!(
+                "check that `{token_env}` holds an API token with the \"Workers Scripts Read\" \
+                 permission on this account, and that the account id is right"
+            )
+        } else {
+            "the Cloudflare API could not be read; retry later, or check `api_base`, the \
+             account id and the script name in the `[verify]` section"
+                .to_owned()
+        }
+    }
+}

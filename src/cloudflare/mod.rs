@@ -1,0 +1,22 @@
+//! The Cloudflare API, read-only: the active deployment, its versions with
+//! their traffic shares, each version's modules and settings, the script's
+//! observers (tail consumers, Logpush, streaming tails).
+//!
+//! [`Client`] honours the response envelope and retries what can be retried;
+//! [`fetch_live`] reads everything verify needs; [`standin`] serves the
+//! recorded shapes (`fixtures/cloudflare-api/`) for the demo and tests.
+
+mod client;
+mod envelope;
+mod error;
+mod live;
+pub mod multipart;
+mod shapes;
+pub mod standin;
+
+pub use client::{Client, Credentials, RetryPolicy};
+pub use envelope::{ApiMessage, Envelope};
+pub use error::ApiError;
+pub use live::{Deployment, Live, LiveVersion, ModulesSource, Observers, VersionData, fetch_live};
+pub use multipart::MultipartError;
+pub use shapes::{Scenario, ScenarioVersion};

@@ -1,0 +1,319 @@
+//! The recorded response shapes (`fixtures/cloudflare-api/`), filled in from
+//! a [`Scenario`]: what a stand-in Cloudflare API serves.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::compare::{Bundle, DeployedBinding};
+use crate::model::Secret;
+
+use super::multipart;
+
+const DEPLOYMENTS: &str = include_str!("../../fixtures/cloudflare-api/deployments.json");
+const VERSION: &str = include_str!("../../fixtures/cloudflare-api/version.json");
+const VERSION_MODULES: &str = include_str!("../../fixtures/cloudflare-api/version-modules.json");
+const SETTINGS: &str = include_str!("../../fixtures/cloudflare-api/settings.json");
+const TAILS: &str = include_str!("../../fixtures/cloudflare-api/tails.json");
+const ERROR: &str = include_str!("../../fixtures/cloudflare-api/error.json");
+
+/// Replaces every string value that is exactly `"{{name}}"` by `vars[name]`.
+fn fill(template: &str, vars: &BTreeMap<&str, Value>) -> Value {
+    fn walk(value: &mut Value, vars: &BTreeMap<&str, Value>) {
+        match value {
+            Value::String(s) => {
+                if let Some(name) = s.strip_prefix("{{").and_then(|s| s.strip_suffix("}}"))
+                    && let Some(v) = vars.get(name)
+                {
+                    *value = v.clone();
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, vars)),
+            Value::Object(map) => map.values_mut().for_each(|v| walk(v, vars)),
+            _ => {}
+        }
+    }
+    let mut value: Value = serde_json::from_str(template).expect("recorded shapes are valid JSON");
+    walk(&mut value, vars);
+    value
+}
+
+/// One version of a scenario's deployment.
+#[derive(Debug, Clone)]
+pub struct ScenarioVersion {
+    pub id: String,
+    /// Share of traffic, 0–100.
+    pub percentage: f64,
+    pub bundle: Bundle,
+    pub compatibility_date: String,
+    pub compatibility_flags: Vec<String>,
+    pub bindings: Vec<DeployedBinding>,
+}
+
+/// What a stand-in Cloudflare account holds for one script.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub account_id: String,
+    pub script: String,
+    /// The only token the stand-in accepts.
+    pub token: Secret,
+    pub deployment_id: String,
+    /// The active deployment's versions.
+    pub versions: Vec<ScenarioVersion>,
+    /// Services receiving the script's tail events.
+    pub tail_consumers: Vec<String>,
+    pub logpush: bool,
+    /// Destinations of Workers Logs (`observability.logs.destinations`).
+    pub log_destinations: Vec<String>,
+    /// Ids of open streaming tail sessions.
+    pub tails: Vec<String>,
+    /// Whether the beta `?include=modules` endpoint answers; when false it
+    /// 404s and clients must fall back to the script download.
+    pub beta_modules: bool,
+}
+
+/// The field a binding type keeps its target in (upload metadata names).
+fn target_field(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "d1" => "id",
+        "kv_namespace" => "namespace_id",
+        "r2_bucket" => "bucket_name",
+        "service" => "service",
+        "queue" => "queue_name",
+        "vectorize" => "index_name",
+        "analytics_engine" => "dataset",
+        "durable_object_namespace" => "class_name",
+        _ => return None,
+    })
+}
+
+impl Scenario {
+    /// One version at 100 % serving `bundle` with the given settings.
+    pub fn single(
+        account_id: &str,
+        script: &str,
+        token: Secret,
+        bundle: Bundle,
+        compatibility_date: &str,
+        compatibility_flags: &[String],
+        bindings: Vec<DeployedBinding>,
+    ) -> Scenario {
+        Scenario {
+            account_id: account_id.to_owned(),
+            script: script.to_owned(),
+            token,
+            deployment_id: "5a1e7c3b-2d4f-4e6a-8b9c-0d1e2f3a4b5c".to_owned(),
+            versions: vec![ScenarioVersion {
+                id: "9b3c2d1e-4f5a-4b6c-8d7e-1f2a3b4c5d6e".to_owned(),
+                percentage: 100.0,
+                bundle,
+                compatibility_date: compatibility_date.to_owned(),
+                compatibility_flags: compatibility_flags.to_vec(),
+                bindings,
+            }],
+            tail_consumers: Vec::new(),
+            logpush: false,
+            log_destinations: Vec::new(),
+            tails: Vec::new(),
+            beta_modules: true,
+        }
+    }
+
+    pub fn version(&self, id: &str) -> Option<&ScenarioVersion> {
+        self.versions.iter().find(|v| v.id == id)
+    }
+
+    /// The version with the largest share (the one `/settings` reflects).
+    pub fn primary(&self) -> Option<&ScenarioVersion> {
+        self.versions.iter().max_by(|a, b| {
+            a.percentage
+                .partial_cmp(&b.percentage)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    }
+
+    fn bindings_json(bindings: &[DeployedBinding]) -> Value {
+        Value::Array(
+            bindings
+                .iter()
+                .map(|b| {
+                    let mut o = json!({ "name": b.name, "type": b.kind });
+                    if let (Some(field), Some(target)) = (target_field(&b.kind), &b.target) {
+                        o[field] = json!(target);
+                    }
+                    o
+                })
+                .collect(),
+        )
+    }
+
+    fn number(&self, id: &str) -> usize {
+        self.versions.iter().position(|v| v.id == id).unwrap_or(0) + 41
+    }
+
+    /// `GET …/scripts/{s}/deployments`.
+    pub fn deployments_body(&self) -> Value {
+        let versions: Vec<Value> = self
+            .versions
+            .iter()
+            .map(|v| json!({ "percentage": v.percentage, "version_id": v.id }))
+            .collect();
+        fill(
+            DEPLOYMENTS,
+            &BTreeMap::from([
+                ("deployment_id", json!(self.deployment_id)),
+                ("versions", json!(versions)),
+            ]),
+        )
+    }
+
+    fn version_vars(&self, v: &ScenarioVersion) -> BTreeMap<&'static str, Value> {
+        BTreeMap::from([
+            ("version_id", json!(v.id)),
+            ("number", json!(self.number(&v.id))),
+            ("bindings", Self::bindings_json(&v.bindings)),
+            ("etag", json!(v.bundle.aggregate_sha256())),
+            ("compatibility_date", json!(v.compatibility_date)),
+            ("compatibility_flags", json!(v.compatibility_flags)),
+        ])
+    }
+
+    /// `GET …/scripts/{s}/versions/{id}`.
+    pub fn version_body(&self, id: &str) -> Option<Value> {
+        let v = self.version(id)?;
+        Some(fill(VERSION, &self.version_vars(v)))
+    }
+
+    /// `GET …/workers/workers/{s}/versions/{id}?include=modules` (beta).
+    pub fn version_modules_body(&self, id: &str) -> Option<Value> {
+        let v = self.version(id)?;
+        let mut vars = self.version_vars(v);
+        let modules: Vec<Value> = v
+            .bundle
+            .modules()
+            .iter()
+            .map(|m| {
+                json!({
+                    "name": m.name,
+                    "content_type": m.content_type,
+                    "content_base64": base64::engine::general_purpose::STANDARD.encode(&m.bytes),
+                })
+            })
+            .collect();
+        vars.insert("modules", json!(modules));
+        vars.insert("main_module", json!(v.bundle.main_module));
+        Some(fill(VERSION_MODULES, &vars))
+    }
+
+    /// `GET …/scripts/{s}/settings`: the script-level settings, which follow
+    /// the version with the largest share.
+    pub fn settings_body(&self) -> Value {
+        let mut vars = self
+            .primary()
+            .map(|v| self.version_vars(v))
+            .unwrap_or_default();
+        vars.insert("logpush", json!(self.logpush));
+        vars.insert(
+            "tail_consumers",
+            json!(
+                self.tail_consumers
+                    .iter()
+                    .map(|s| json!({ "service": s }))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        vars.insert(
+            "observability",
+            json!({
+                "enabled": !self.log_destinations.is_empty(),
+                "head_sampling_rate": 1,
+                "logs": {
+                    "enabled": !self.log_destinations.is_empty(),
+                    "invocation_logs": true,
+                    "destinations": self.log_destinations,
+                },
+            }),
+        );
+        fill(SETTINGS, &vars)
+    }
+
+    /// `GET …/scripts/{s}/tails`.
+    pub fn tails_body(&self) -> Value {
+        let tails: Vec<Value> = self
+            .tails
+            .iter()
+            .map(|id| {
+                json!({
+                    "id": id,
+                    "url": format!("wss://tail.developers.workers.dev/{id}"),
+                    "expires_at": "2026-11-23T12:00:00Z",
+                })
+            })
+            .collect();
+        fill(TAILS, &BTreeMap::from([("tails", json!(tails))]))
+    }
+
+    /// `GET …/scripts/{s}/content/v2`: content type, `cf-entrypoint`, body
+    /// of the version with the largest share.
+    pub fn content_v2(&self) -> Option<(String, String, Vec<u8>)> {
+        let v = self.primary()?;
+        let (ct, body) = multipart::encode(&v.bundle);
+        Some((ct, v.bundle.main_module.clone().unwrap_or_default(), body))
+    }
+}
+
+/// An error envelope (`success: false`).
+pub fn error_body(code: u32, message: &str) -> Value {
+    fill(
+        ERROR,
+        &BTreeMap::from([("code", json!(code)), ("message", json!(message))]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::Module;
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        let bundle = Bundle::new(
+            Some("worker.js".into()),
+            vec![Module::new(
+                "worker.js",
+                Some("application/javascript+module"),
+                b"x".to_vec(),
+            )],
+        );
+        let s = Scenario::single(
+            "acc",
+            "auth",
+            Secret::new("t"),
+            bundle,
+            "2025-09-01",
+            &["nodejs_compat".into()],
+            vec![DeployedBinding {
+                name: "DB".into(),
+                kind: "d1".into(),
+                target: Some("db".into()),
+            }],
+        );
+        let id = s.versions[0].id.clone();
+        for body in [
+            s.deployments_body(),
+            s.version_body(&id).unwrap(),
+            s.version_modules_body(&id).unwrap(),
+            s.settings_body(),
+            s.tails_body(),
+            error_body(10000, "Authentication error"),
+        ] {
+            let text = body.to_string();
+            assert!(!text.contains("{{"), "{text}");
+        }
+        assert_eq!(
+            s.version_body(&id).unwrap()["result"]["resources"]["bindings"][0]["id"],
+            "db"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Comparing a rebuild with what is deployed: per-module sha256, the
+//! aggregate digest, the first differing byte with a readable diff around it,
+//! and the declared settings against the deployed ones.
+
+mod bundle;
+mod diff;
+mod modules;
+mod settings;
+
+pub use bundle::{Bundle, Module, sha256_hex};
+pub use diff::{first_difference, readable_diff};
+pub use modules::{ModuleDifference, ModulesComparison, compare_modules};
+pub use settings::{
+    DeclaredBinding, DeclaredSettings, DeployedBinding, DeployedSettings, SettingsComparison,
+    compare_settings,
+};
