@@ -35,7 +35,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Rebuild the Worker and compare it with the deployed bundle.
-    Verify,
+    Verify {
+        /// The environment variable holding the Cloudflare API token
+        /// (overrides the config's `api_token_env`).
+        #[arg(long, value_name = "VAR")]
+        api_token_env: Option<String>,
+        /// The environment variable holding the Cloudflare account id
+        /// (overrides the config's `account_id_env`).
+        #[arg(long, value_name = "VAR")]
+        account_id_env: Option<String>,
+        /// The Cloudflare API base URL (overrides the config's `api_base`).
+        #[arg(long, value_name = "URL")]
+        api_base: Option<url::Url>,
+        /// The longest `Retry-After` to honour on HTTP 429, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        max_retry_wait: u64,
+    },
     /// Run the black-box suites against the live Worker.
     Conform {
         /// Run only check ids matching this glob (repeatable).

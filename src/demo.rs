@@ -4,11 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::cloudflare::standin::StandIn;
+use crate::cloudflare::{ApiError, Credentials, RetryPolicy, Scenario};
+use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding};
 use crate::conform::{Conform, ConformError, Selection};
 use crate::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
-use crate::model::Report;
+use crate::model::{Report, Secret, Subject};
 use crate::plan::{Plan, PlanError};
-use crate::target::{Account, Budget, Limit, Limits, Paths, ProfileSection, Target, Unlimited};
+use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
+use crate::report::attestation::Statement;
+use crate::target::{
+    Account, Budget, DeclaredObservers, Limit, Limits, Paths, ProfileSection, Target, Unlimited,
+    VerifyTarget,
+};
+use crate::verify::{Verify, VerifyRun};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -26,6 +38,112 @@ pub enum DemoError {
     },
     #[error("the fixture task stopped unexpectedly")]
     Join(#[source] tokio::task::JoinError),
+    #[error("build the reference Worker to deploy on the stand-in")]
+    Deploy(#[source] RebuildError),
+    #[error("start the stand-in Cloudflare API")]
+    StandIn(#[source] std::io::Error),
+    #[error(transparent)]
+    Verify(#[from] ApiError),
+}
+
+/// The stand-in account the demo deploys the reference Worker to.
+pub const REFERENCE_ACCOUNT: &str = "f1a2e3b4c5d6e7f8a9b0c1d2e3f4a5b6";
+/// The reference Worker's script name on the stand-in.
+pub const REFERENCE_SCRIPT: &str = "flarelink-auth";
+
+/// The `[verify]` target of the reference Worker in `fixtures`: its
+/// deterministic esbuild recipe and the settings `launch.mjs` runs it with.
+pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTarget {
+    VerifyTarget {
+        recipe: Recipe {
+            source: fixtures.to_path_buf(),
+            command: ["node", "build.mjs", "--outdir", "{out}"]
+                .map(str::to_owned)
+                .to_vec(),
+            env: BTreeMap::new(),
+            non_artifacts: vec!["README.md".to_owned()],
+            link: vec!["node_modules".to_owned()],
+            main_module: None,
+        },
+        bisect: true,
+        script: REFERENCE_SCRIPT.to_owned(),
+        declared: DeclaredSettings {
+            compatibility_date: Some("2025-09-01".to_owned()),
+            compatibility_flags: vec!["nodejs_compat".to_owned()],
+            bindings: reference_bindings()
+                .into_iter()
+                .map(|b| DeclaredBinding {
+                    name: b.name,
+                    kind: b.kind,
+                    target: b.target,
+                })
+                .collect(),
+        },
+        observers: DeclaredObservers::default(),
+        api_base,
+        api_token_env: "CLOUDFLARE_API_TOKEN".to_owned(),
+        account_id_env: "CLOUDFLARE_ACCOUNT_ID".to_owned(),
+    }
+}
+
+/// The bindings `launch.mjs` gives the reference Worker, as the API would
+/// report them.
+pub fn reference_bindings() -> Vec<DeployedBinding> {
+    let b = |name: &str, kind: &str, target: Option<&str>| DeployedBinding {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        target: target.map(str::to_owned),
+    };
+    vec![
+        b("BETTER_AUTH_SECRET", "secret_text", None),
+        b("DB", "d1", Some("flareproof-auth-db")),
+        b("SERVICE_KEY", "secret_text", None),
+        b("SESSIONS", "kv_namespace", Some("flareproof-sessions")),
+        b("TRUSTED_ORIGIN", "plain_text", None),
+    ]
+}
+
+/// A faithful deployment of `bundle` as the reference Worker, for the
+/// stand-in: one version at 100 % with the declared settings.
+pub fn reference_scenario(bundle: Bundle, token: Secret) -> Scenario {
+    Scenario::single(
+        REFERENCE_ACCOUNT,
+        REFERENCE_SCRIPT,
+        token,
+        bundle,
+        "2025-09-01",
+        &["nodejs_compat".to_owned()],
+        reference_bindings(),
+    )
+}
+
+/// Builds the reference Worker once (what "was deployed"), serves it from a
+/// stand-in Cloudflare API, and verifies it.
+pub async fn verify_reference(fixtures: &Path, plan: Arc<Plan>) -> Result<VerifyRun, DemoError> {
+    let tmp = tempfile::tempdir().map_err(|e| DemoError::Deploy(RebuildError::Temp(e)))?;
+    let token = Secret::new(format!(
+        "demo-{}",
+        crate::compare::sha256_hex(tmp.path().display().to_string().as_bytes())
+    ));
+    let placeholder = url::Url::parse("http://127.0.0.1/").expect("a valid URL");
+    let mut target = reference_verify_target(fixtures, placeholder);
+    let deployed = run_recipe(&target.recipe, &Variation::baseline(), tmp.path())
+        .await
+        .map_err(DemoError::Deploy)?;
+    let standin = StandIn::start(reference_scenario(deployed.bundle, token.clone()))
+        .await
+        .map_err(DemoError::StandIn)?;
+    target.api_base = standin.api_base();
+    let verify = Verify {
+        target,
+        plan,
+        credentials: Credentials {
+            account_id: REFERENCE_ACCOUNT.to_owned(),
+            token,
+        },
+        retry: RetryPolicy::default(),
+    };
+    Ok(verify.run().await?)
 }
 
 /// The fixture settings the demo runs with: two edges and short windows.
@@ -99,6 +217,8 @@ pub fn target_for(info: &FixtureInfo, max_session_age_s: u64) -> Result<Target, 
 /// What a demo run produced.
 pub struct DemoRun {
     pub report: Report,
+    /// The attestation of the verify part.
+    pub attestation: Statement,
     pub fixture_ready: Duration,
     pub requests: usize,
 }
@@ -106,25 +226,56 @@ pub struct DemoRun {
 /// Starts the reference Worker, runs everything flareproof can do against
 /// it, stops it, and returns the report.
 pub async fn run() -> Result<DemoRun, DemoError> {
-    let fixture = tokio::task::spawn_blocking(|| Fixture::start(&options()))
+    let started_at = crate::now_rfc3339();
+    let started = std::time::Instant::now();
+    let dir = crate::fixture::fixtures_dir();
+    {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::fixture::ensure_installed(&dir, &|line| eprintln!("{line}"))
+        })
         .await
         .map_err(DemoError::Join)??;
+    }
     let plan = Arc::new(Plan::builtin("flarelink-auth/v1")?);
-    let target = Arc::new(target_for(fixture.info(), 604_800)?);
-    let conform = Conform {
-        target,
-        plan,
-        selection: Selection::all(),
+    let conforming = async {
+        let fixture = tokio::task::spawn_blocking(|| Fixture::start(&options()))
+            .await
+            .map_err(DemoError::Join)??;
+        let target = Arc::new(target_for(fixture.info(), 604_800)?);
+        let conform = Conform {
+            target,
+            plan: plan.clone(),
+            selection: Selection::all(),
+        };
+        let outcome = conform.run().await;
+        let fixture_ready = fixture.spawn_to_ready();
+        tokio::task::spawn_blocking(move || drop(fixture))
+            .await
+            .map_err(DemoError::Join)?;
+        let (report, probe) = outcome?;
+        Ok::<_, DemoError>((report, probe, fixture_ready))
     };
-    let outcome = conform.run().await;
-    let fixture_ready = fixture.spawn_to_ready();
-    tokio::task::spawn_blocking(move || drop(fixture))
-        .await
-        .map_err(DemoError::Join)?;
-    let (mut report, probe) = outcome?;
-    report.command = "demo".to_owned();
+    let (conformed, verified) = tokio::join!(conforming, verify_reference(&dir, plan.clone()));
+    let (conform_report, probe, fixture_ready) = conformed?;
+    let verified = verified?;
+    let mut checks = verified.report.checks;
+    checks.extend(conform_report.checks);
+    let subject = Subject {
+        script: verified.report.subject.script,
+        ..conform_report.subject
+    };
+    let report = Report::new(
+        "demo",
+        &plan.id,
+        subject,
+        started_at,
+        started.elapsed().as_millis() as u64,
+        checks,
+    );
     Ok(DemoRun {
         report,
+        attestation: verified.attestation,
         fixture_ready,
         requests: probe.governor().sent_count(),
     })

@@ -15,6 +15,7 @@ pub mod probe;
 pub mod rebuild;
 pub mod report;
 pub mod target;
+pub mod verify;
 
 /// An error and its causes on one line, `: `-separated; for summaries and
 /// evidence (the binary prints causes on lines of their own).

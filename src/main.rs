@@ -4,15 +4,18 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 
 use flareproof::cli::{Cli, Command};
+use flareproof::cloudflare::RetryPolicy;
 use flareproof::conform::{Conform, Selection};
 use flareproof::model::{Report, Status};
 use flareproof::plan::Plan;
-use flareproof::report::Format;
-use flareproof::target::TargetConfig;
+use flareproof::report::{Format, attestation};
+use flareproof::target::{TargetConfig, load_verify};
+use flareproof::verify::Verify;
 
 /// An error for the user: the chain, and what to do about it.
 struct Failure {
@@ -56,16 +59,21 @@ fn main() -> ExitCode {
 }
 
 fn report_failure(failure: Failure) -> ExitCode {
-    eprintln!("error: {}", failure.error);
-    let mut source = failure.error.source();
+    print_error(failure.error.as_ref(), failure.hint.as_deref());
+    ExitCode::from(2)
+}
+
+/// `error:`, a `caused by:` line per source, then the hint, to stderr.
+fn print_error(error: &dyn std::error::Error, hint: Option<&str>) {
+    eprintln!("error: {error}");
+    let mut source = error.source();
     while let Some(cause) = source {
         eprintln!("  caused by: {cause}");
         source = cause.source();
     }
-    if let Some(hint) = failure.hint {
+    if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
-    ExitCode::from(2)
 }
 
 async fn run(cli: &Cli) -> Result<u8, Failure> {
@@ -100,7 +108,12 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
                 run.fixture_ready.as_millis(),
                 run.requests
             );
-            finish(cli, &run.report, &cli.out.join("demo"))
+            let dir = cli.out.join("demo");
+            let code = finish(cli, &run.report, &dir)?;
+            let path = dir.join("attestation.json");
+            fs_err::write(&path, attestation::render(&run.attestation))?;
+            eprintln!("wrote {}", path.display());
+            Ok(code)
         }
         Command::Conform { only, skip } => {
             let config = TargetConfig::load(&cli.config).map_err(|e| {
@@ -122,9 +135,78 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
             let (report, _) = conform.run().await?;
             finish(cli, &report, &cli.out)
         }
-        Command::Verify | Command::Audit => Err(hint(
+        Command::Verify {
+            api_token_env,
+            account_id_env,
+            api_base,
+            max_retry_wait,
+        } => {
+            let (profile, mut target) = load_verify(&cli.config).map_err(|e| {
+                hint(
+                    e,
+                    "pass `--config FILE` with a `[verify]` section (`source`, `recipe`, \
+                     `script`, …); the README shows its shape",
+                )
+            })?;
+            if let Some(var) = api_token_env {
+                target.api_token_env = var.clone();
+            }
+            if let Some(var) = account_id_env {
+                target.account_id_env = var.clone();
+            }
+            if let Some(url) = api_base {
+                target.api_base = url.clone();
+            }
+            let path = cli.config.display().to_string();
+            let credentials = target
+                .credentials(&path, |var| std::env::var(var).ok())
+                .map_err(|e| {
+                    hint(
+                        e,
+                        format!(
+                            "set `{}` (an API token with \"Workers Scripts Read\") and `{}`, or \
+                             pass `--api-token-env` / `--account-id-env`",
+                            target.api_token_env, target.account_id_env
+                        ),
+                    )
+                })?;
+            let plan = Plan::builtin(&profile.suite)?;
+            if !cli.quiet {
+                eprintln!(
+                    "rebuilding `{}` twice and reading script `{}` from {}…",
+                    target.recipe.source.display(),
+                    target.script,
+                    target.api_base
+                );
+            }
+            let token_env = target.api_token_env.clone();
+            let verify = Verify {
+                target,
+                plan: Arc::new(plan),
+                credentials,
+                retry: RetryPolicy {
+                    retry_after_cap: Duration::from_secs(*max_retry_wait),
+                    ..RetryPolicy::default()
+                },
+            };
+            let run = verify.run().await.map_err(|e| {
+                hint(
+                    e,
+                    "check `api_base` in the `[verify]` section (or `--api-base`)",
+                )
+            })?;
+            let code = finish(cli, &run.report, &cli.out)?;
+            let path = cli.out.join("attestation.json");
+            fs_err::write(&path, attestation::render(&run.attestation))?;
+            eprintln!("wrote {}", path.display());
+            if let Some(error) = &run.api_error {
+                print_error(error.as_ref(), Some(&error.hint(&token_env)));
+            }
+            Ok(code)
+        }
+        Command::Audit => Err(hint(
             Message("this command is not implemented yet".to_owned()),
-            "`flareproof conform` and `flareproof demo` work today",
+            "`flareproof verify`, `flareproof conform` and `flareproof demo` work today",
         )),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cookie;
 mod identity;
+pub mod verify;
 
 use std::sync::Arc;
 

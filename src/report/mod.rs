@@ -1,6 +1,7 @@
 //! Report formats: each a pure function from a [`Report`] to bytes. Where the
 //! bytes go is the binary's business.
 
+pub mod attestation;
 pub mod json;
 
 use crate::model::Report;
