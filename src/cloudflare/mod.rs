@@ -19,4 +19,4 @@ pub use envelope::{ApiMessage, Envelope};
 pub use error::ApiError;
 pub use live::{Deployment, Live, LiveVersion, ModulesSource, Observers, VersionData, fetch_live};
 pub use multipart::MultipartError;
-pub use shapes::{Scenario, ScenarioVersion};
+pub use shapes::{Scenario, ScenarioVersion, error_body};

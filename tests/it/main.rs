@@ -5,3 +5,4 @@ mod conform;
 mod fixture;
 mod schema;
 mod support;
+mod verify;
