@@ -92,6 +92,15 @@ pub fn rebuild_deterministic(rebuild: Result<&Rebuild, &RebuildError>) -> Findin
             trial: None,
         }));
     }
+    for m in rebuild.first.bundle.modules() {
+        evidence.push(Evidence::note(format!(
+            "build 1 module `{}` ({}, {} bytes): sha256 {}",
+            m.name,
+            m.content_type.as_deref().unwrap_or("no content type"),
+            m.bytes.len(),
+            m.sha256()
+        )));
+    }
     let finding = match &rebuild.difference {
         None => Finding::pass(format!(
             "{} module(s) came out byte-identical from two builds that varied the build path, \
