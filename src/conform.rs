@@ -103,12 +103,20 @@ impl Conform {
             .map(|c| c.id.as_str())
             .filter(|id| !id.starts_with("verify."))
             .collect();
-        let cookie_ids: Vec<&str> = conform_ids
-            .iter()
-            .copied()
-            .filter(|id| id.starts_with("cookie.") && self.selection.includes(id))
-            .collect();
-        let mut results: Vec<CheckResult> = checks::cookie::run(&ctx, &cookie_ids).await;
+        let selected = |area: &str| -> Vec<&str> {
+            conform_ids
+                .iter()
+                .copied()
+                .filter(|id| id.split_once('.').map(|(a, _)| a) == Some(area))
+                .filter(|id| self.selection.includes(id))
+                .collect()
+        };
+        let (cookie_ids, scope_ids) = (selected("cookie"), selected("scope"));
+        let (cookie, scope) = tokio::join!(
+            checks::cookie::run(&ctx, &cookie_ids),
+            checks::scope::run(&ctx, &scope_ids),
+        );
+        let mut results: Vec<CheckResult> = cookie.into_iter().chain(scope).collect();
         for id in &conform_ids {
             if results.iter().any(|r| r.id.as_str() == *id) {
                 continue;

@@ -3,6 +3,7 @@
 
 pub mod cookie;
 mod identity;
+pub mod scope;
 pub mod verify;
 
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub fn join(base: &url::Url, path: &str) -> url::Url {
 
 /// The ids of checks implemented so far; the others are reported as `skip`.
 pub fn implemented(id: &str) -> bool {
-    id.starts_with("cookie.")
+    id.starts_with("cookie.") || id.starts_with("scope.")
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use flareproof::checks::cookie;
+use flareproof::checks::{cookie, scope};
 use flareproof::fixture::FixtureOptions;
 use flareproof::model::Status;
 use flareproof::plan::Plan;
@@ -16,16 +16,17 @@ use crate::support::{conform, faults, ids_with, start};
 const PARALLEL_FIXTURES: usize = 3;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_cookie_suite_passes_against_the_healthy_reference_worker() {
+async fn the_cookie_and_scope_suites_pass_against_the_healthy_reference_worker() {
     let fixture = tokio::task::spawn_blocking(|| start(FixtureOptions::default()))
         .await
         .unwrap();
-    let report = conform(&fixture, &["cookie.*"]).await;
-    assert_eq!(
-        ids_with(&report, Status::Pass),
-        cookie::IDS.map(String::from).to_vec(),
-        "{report:#?}"
-    );
+    let report = conform(&fixture, &["cookie.*", "scope.*"]).await;
+    let expected: Vec<String> = cookie::IDS
+        .iter()
+        .chain(&scope::IDS)
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(ids_with(&report, Status::Pass), expected, "{report:#?}");
     let leaked = flareproof::report::json::render(&report);
     let text = String::from_utf8(leaked).unwrap();
     for (role, account) in &fixture.info().accounts {
@@ -55,19 +56,21 @@ fn expected_failures(plan: &Plan, id: &str) -> BTreeSet<String> {
     expected
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn each_cookie_fault_fails_its_check_and_no_other() {
+/// For each fault id: a reference Worker with that fault, a conform run over
+/// `selection`, and the fault's own check must fail with evidence while no
+/// other check fails (except those the plan declares inseparable) or errs.
+async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str]) {
     let plan = Arc::new(Plan::builtin("flarelink-auth/v1").unwrap());
     let slots = Arc::new(Semaphore::new(PARALLEL_FIXTURES));
     let mut runs = tokio::task::JoinSet::new();
-    for id in cookie::IDS {
+    for &id in ids {
         let slots = slots.clone();
         runs.spawn(async move {
             let _slot = slots.acquire_owned().await.unwrap();
             let fixture = tokio::task::spawn_blocking(move || start(faults(&[id])))
                 .await
                 .unwrap();
-            let report = conform(&fixture, &["cookie.*"]).await;
+            let report = conform(&fixture, selection).await;
             (id, report)
         });
     }
@@ -90,4 +93,14 @@ async fn each_cookie_fault_fails_its_check_and_no_other() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_cookie_fault_fails_its_check_and_no_other() {
+    sweep(&cookie::IDS, &["cookie.*", "scope.*"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_scope_fault_fails_its_check_and_no_other() {
+    sweep(&scope::IDS, &["cookie.*", "scope.*"]).await;
 }

@@ -1,0 +1,498 @@
+//! The scope suite: the data plane needs the service key (a session cookie is
+//! never a database credential), owner tables are only queried scoped, no
+//! CORS grant on `/v1/*`, and the app routes never serve or write another
+//! user's rows (OWASP API1:2023, BOLA).
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::{Ctx, Finding, Identity, Unobservable, sign_in};
+use crate::model::{CheckResult, Exchange};
+use crate::probe::{Jar, Observed, Req};
+
+pub const IDS: [&str; 7] = [
+    "scope.service-key-required",
+    "scope.session-not-db-credential",
+    "scope.no-cors-on-data",
+    "scope.unscoped-query-rejected",
+    "scope.bola-list",
+    "scope.bola-by-id",
+    "scope.write-as-other-rejected",
+];
+
+/// An Origin a browser on another site would send.
+const BROWSER_ORIGINS: [&str; 2] = [super::cookie::FOREIGN_ORIGIN, "null"];
+
+/// The owner table the contract names, and its owner column.
+const OWNER_TABLE: &str = "posts";
+const OWNER_COLUMN: &str = "author_id";
+
+pub async fn run(ctx: &Ctx, selected: &[&str]) -> Vec<CheckResult> {
+    let started = Instant::now();
+    let findings = match observe(ctx, selected).await {
+        Ok(findings) => findings,
+        Err(unobservable) => selected
+            .iter()
+            .map(|id| (*id, unobservable.finding()))
+            .collect(),
+    };
+    let ms = started.elapsed().as_millis() as u64;
+    findings
+        .into_iter()
+        .map(|(id, finding)| ctx.conclude(id, finding, ms))
+        .collect()
+}
+
+/// A signed-in account with the user id the sign-in answer named.
+struct User {
+    identity: Identity,
+    id: String,
+}
+
+async fn user(ctx: &Ctx, role: &str) -> Result<User, Unobservable> {
+    let (identity, observed) = sign_in(ctx, role, Jar::new()).await?;
+    let id = observed
+        .json()
+        .and_then(|b| id_of(&b["user"]))
+        .ok_or_else(|| Unobservable {
+            reason: format!("the sign-in answer for `{role}` names no `user.id`"),
+            exchanges: vec![observed.exchange.clone()],
+        })?;
+    Ok(User { identity, id })
+}
+
+/// An id as the target writes it: a string or a number.
+fn id_of(value: &Value) -> Option<String> {
+    match &value["id"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn rows_of(observed: &Observed) -> Vec<Value> {
+    observed
+        .json()
+        .and_then(|b| b.get("rows").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+}
+
+fn posts_of(observed: &Observed) -> Option<Vec<Value>> {
+    let body = observed.json()?;
+    body.get("posts")
+        .and_then(Value::as_array)
+        .or_else(|| body.as_array())
+        .cloned()
+}
+
+fn owner_of(row: &Value) -> Option<String> {
+    match &row[OWNER_COLUMN] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+async fn observe<'a>(
+    ctx: &Ctx,
+    selected: &[&'a str],
+) -> Result<Vec<(&'a str, Finding)>, Unobservable> {
+    let wants = |id: &str| selected.contains(&id);
+    let a = user(ctx, "free").await?;
+    let b = user(ctx, "free2").await?;
+    let mut findings = Vec::new();
+    let data_plane = [
+        "scope.service-key-required",
+        "scope.session-not-db-credential",
+        "scope.no-cors-on-data",
+        "scope.unscoped-query-rejected",
+    ];
+    if data_plane.iter().any(|id| wants(id)) {
+        let control = scoped_query_control(ctx, &a).await?;
+        for id in data_plane.into_iter().filter(|id| wants(id)) {
+            let finding = match id {
+                "scope.service-key-required" => without_credentials(ctx, &a, &control).await?,
+                "scope.session-not-db-credential" => session_alone(ctx, &a, &control).await?,
+                "scope.no-cors-on-data" => no_cors(ctx, &a).await?,
+                _ => unscoped(ctx, &a, &b, &control).await?,
+            };
+            findings.push((id, finding));
+        }
+    }
+    if wants("scope.bola-list") {
+        findings.push(("scope.bola-list", bola_list(ctx, &a, &b).await?));
+    }
+    if wants("scope.bola-by-id") {
+        findings.push(("scope.bola-by-id", bola_by_id(ctx, &a, &b).await?));
+    }
+    if wants("scope.write-as-other-rejected") {
+        findings.push((
+            "scope.write-as-other-rejected",
+            write_as_other(ctx, &a, &b).await?,
+        ));
+    }
+    Ok(findings)
+}
+
+fn query_req(ctx: &Ctx, label: &str, body: &Value) -> Req {
+    Req::post(ctx.url(&ctx.target.paths.query), label).json(body)
+}
+
+fn with_key(ctx: &Ctx, req: Req) -> Result<Req, Unobservable> {
+    let key = ctx
+        .target
+        .service_key
+        .as_ref()
+        .ok_or_else(|| Unobservable::new("the config has no `data.service_key_env`"))?;
+    Ok(req.header("authorization", format!("Bearer {}", key.expose())))
+}
+
+fn scoped_body(owner: &str) -> Value {
+    json!({ "table": OWNER_TABLE, "where": { OWNER_COLUMN: owner } })
+}
+
+/// The positive control of the data-plane checks: with the service key, a
+/// query scoped to A answers rows, all A's. Without it, a refusal proves
+/// nothing.
+struct Control {
+    exchange: Exchange,
+}
+
+async fn scoped_query_control(ctx: &Ctx, a: &User) -> Result<Control, Unobservable> {
+    let req = with_key(
+        ctx,
+        query_req(
+            ctx,
+            "control: scoped query with the service key",
+            &scoped_body(&a.id),
+        ),
+    )?;
+    let observed = ctx.probe.send(req).await?;
+    let rows = rows_of(&observed);
+    if observed.status != 200 || rows.is_empty() {
+        return Err(Unobservable {
+            reason: format!(
+                "the control query with the service key answered {} with {} rows; expected 200 with the user's rows",
+                observed.status,
+                rows.len()
+            ),
+            exchanges: vec![observed.exchange],
+        });
+    }
+    Ok(Control {
+        exchange: observed.exchange,
+    })
+}
+
+/// A refusal: the expected status, and no rows in the body.
+fn refused(observed: &Observed, status: u16, what: &str) -> Option<String> {
+    let rows = rows_of(observed).len();
+    if observed.status == status && rows == 0 {
+        None
+    } else {
+        Some(format!(
+            "{what} answered {} with {rows} rows (expected {status}, no rows)",
+            observed.status
+        ))
+    }
+}
+
+async fn without_credentials(
+    ctx: &Ctx,
+    a: &User,
+    control: &Control,
+) -> Result<Finding, Unobservable> {
+    let observed = ctx
+        .probe
+        .send(query_req(
+            ctx,
+            "query without any credential",
+            &scoped_body(&a.id),
+        ))
+        .await?;
+    Ok(verdict(
+        refused(&observed, 401, "a query without credentials"),
+        "a query without credentials was refused with 401 and no rows",
+        [&observed.exchange, &control.exchange],
+    ))
+}
+
+async fn session_alone(ctx: &Ctx, a: &User, control: &Control) -> Result<Finding, Unobservable> {
+    let mut problems = Vec::new();
+    let mut exchanges = Vec::new();
+    for origin in [None, Some(ctx.target.origin.clone())] {
+        let label = match origin {
+            None => "query with a session cookie and no service key",
+            Some(_) => "query with a session cookie and the trusted Origin, no service key",
+        };
+        let mut req = query_req(ctx, label, &scoped_body(&a.id)).jar(&a.identity.session_jar());
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        let observed = ctx.probe.send(req).await?;
+        problems.extend(refused(&observed, 401, label));
+        exchanges.push(observed.exchange);
+    }
+    exchanges.push(control.exchange.clone());
+    Ok(verdict(
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        "a session cookie alone was refused with 401 and no rows",
+        &exchanges,
+    ))
+}
+
+/// Neither a preflight nor an actual request from a browser Origin may get
+/// an `Access-Control-Allow-Origin` that grants it.
+async fn no_cors(ctx: &Ctx, a: &User) -> Result<Finding, Unobservable> {
+    let mut origins: Vec<String> = BROWSER_ORIGINS.iter().map(|o| o.to_string()).collect();
+    origins.insert(0, ctx.target.origin.clone());
+    let mut problems = Vec::new();
+    let mut exchanges = Vec::new();
+    for origin in &origins {
+        let preflight = Req::new(
+            reqwest::Method::OPTIONS,
+            ctx.url(&ctx.target.paths.query),
+            format!("CORS preflight from Origin {origin}"),
+        )
+        .header("origin", origin.clone())
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        );
+        let actual = with_key(
+            ctx,
+            query_req(
+                ctx,
+                &format!("query from Origin {origin}"),
+                &scoped_body(&a.id),
+            ),
+        )?
+        .header("origin", origin.clone());
+        for req in [preflight, actual] {
+            let observed = ctx.probe.send(req).await?;
+            if let Some(allowed) = observed.header("access-control-allow-origin")
+                && (allowed.trim() == "*" || allowed.trim() == origin)
+            {
+                problems.push(format!(
+                    "{} answered Access-Control-Allow-Origin: {allowed}",
+                    observed.exchange.label
+                ));
+            }
+            exchanges.push(observed.exchange);
+        }
+    }
+    Ok(verdict(
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        "no CORS grant on the data plane for a browser Origin",
+        &exchanges,
+    ))
+}
+
+async fn unscoped(
+    ctx: &Ctx,
+    a: &User,
+    b: &User,
+    control: &Control,
+) -> Result<Finding, Unobservable> {
+    let mut problems = Vec::new();
+    let mut exchanges = vec![control.exchange.clone()];
+    let unscoped_bodies = [
+        ("no filter", json!({ "table": OWNER_TABLE })),
+        (
+            "an empty filter",
+            json!({ "table": OWNER_TABLE, "where": {} }),
+        ),
+    ];
+    for (what, body) in unscoped_bodies {
+        let label = format!("query on {OWNER_TABLE} with {what}");
+        let observed = ctx
+            .probe
+            .send(with_key(ctx, query_req(ctx, &label, &body))?)
+            .await?;
+        problems.extend(refused(&observed, 403, &label));
+        let body = observed.json().unwrap_or(Value::Null);
+        if observed.status == 403 && body["error"] != "UnscopedQuery" {
+            problems.push(format!(
+                "{label} answered 403 without {{\"error\":\"UnscopedQuery\"}}"
+            ));
+        }
+        exchanges.push(observed.exchange);
+    }
+    // A scoped query answers that owner's rows only.
+    let label = format!("query on {OWNER_TABLE} scoped to another user");
+    let observed = ctx
+        .probe
+        .send(with_key(ctx, query_req(ctx, &label, &scoped_body(&b.id)))?)
+        .await?;
+    let foreign: Vec<String> = rows_of(&observed)
+        .iter()
+        .filter_map(owner_of)
+        .filter(|owner| *owner != b.id)
+        .collect();
+    if observed.status != 200 {
+        problems.push(format!(
+            "{label} answered {} (expected 200)",
+            observed.status
+        ));
+    } else if !foreign.is_empty() {
+        problems.push(format!(
+            "{label} answered {} rows of other owners",
+            foreign.len()
+        ));
+    }
+    exchanges.push(observed.exchange);
+    let _ = a;
+    Ok(verdict(
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        "unscoped queries on the owner table were refused with UnscopedQuery; a scoped query answered that owner's rows only",
+        &exchanges,
+    ))
+}
+
+async fn list_posts(
+    ctx: &Ctx,
+    who: &User,
+    query: &str,
+    label: &str,
+) -> Result<(Observed, Vec<Value>), Unobservable> {
+    let path = format!("{}{query}", ctx.target.paths.posts);
+    let observed = ctx
+        .probe
+        .send(Req::get(ctx.url(&path), label).jar(&who.identity.session_jar()))
+        .await?;
+    let Some(posts) = posts_of(&observed).filter(|_| observed.status == 200) else {
+        return Err(Unobservable {
+            reason: format!(
+                "{label} answered {} without a list of posts",
+                observed.status
+            ),
+            exchanges: vec![observed.exchange],
+        });
+    };
+    Ok((observed, posts))
+}
+
+async fn bola_list(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservable> {
+    let mut problems = Vec::new();
+    let mut exchanges = Vec::new();
+    for (query, what) in [
+        (format!("?{OWNER_COLUMN}={}", b.id), "naming B"),
+        (String::new(), "with no parameter"),
+    ] {
+        let label = format!("A lists posts {what}");
+        let (observed, posts) = list_posts(ctx, a, &query, &label).await?;
+        let foreign = posts
+            .iter()
+            .filter(|p| owner_of(p).as_deref() != Some(a.id.as_str()))
+            .count();
+        if foreign > 0 {
+            problems.push(format!("{label}: {foreign} posts not A's were returned"));
+        }
+        exchanges.push(observed.exchange);
+    }
+    Ok(verdict(
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        "A's list holds A's posts only, whatever author_id is sent",
+        &exchanges,
+    ))
+}
+
+async fn bola_by_id(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservable> {
+    let (b_list, b_posts) = list_posts(ctx, b, "", "B lists its own posts").await?;
+    let (a_list, a_posts) = list_posts(ctx, a, "", "A lists its own posts").await?;
+    let (Some(b_post), Some(a_post)) = (b_posts.first(), a_posts.first()) else {
+        return Err(Unobservable {
+            reason: "A or B has no post to fetch by id".to_owned(),
+            exchanges: vec![b_list.exchange, a_list.exchange],
+        });
+    };
+    let (Some(b_post_id), Some(a_post_id)) = (id_of(b_post), id_of(a_post)) else {
+        return Err(Unobservable::new("a listed post has no `id`"));
+    };
+    let get = |id: &str, label: &str| {
+        Req::get(ctx.url(&format!("{}/{id}", ctx.target.paths.posts)), label)
+            .jar(&a.identity.session_jar())
+    };
+    let own = ctx
+        .probe
+        .send(get(&a_post_id, "control: A fetches its own post"))
+        .await?;
+    if own.status != 200 {
+        return Err(Unobservable {
+            reason: format!(
+                "A fetching its own post answered {} (expected 200)",
+                own.status
+            ),
+            exchanges: vec![own.exchange],
+        });
+    }
+    let other = ctx
+        .probe
+        .send(get(&b_post_id, "A fetches B's post by id"))
+        .await?;
+    let leaked_title = b_post["title"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty() && String::from_utf8_lossy(&other.body).contains(t));
+    let problem = if !matches!(other.status, 403 | 404) {
+        Some(format!(
+            "A fetching B's post answered {} (expected 404 or 403)",
+            other.status
+        ))
+    } else if leaked_title {
+        Some("A fetching B's post was refused but the answer holds the post's title".to_owned())
+    } else {
+        None
+    };
+    Ok(verdict(
+        problem,
+        "A fetching B's post by id was refused and nothing of it returned",
+        [&other.exchange, &own.exchange],
+    ))
+}
+
+async fn write_as_other(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservable> {
+    let marker = format!("flareproof write-as-other {}", ctx.probe.now_ms());
+    let req = Req::post(
+        ctx.url(&ctx.target.paths.posts),
+        "A writes a post naming B as author",
+    )
+    .header("origin", ctx.target.origin.clone())
+    .jar(&a.identity.session_jar())
+    .json(&json!({ "title": marker, OWNER_COLUMN: b.id }));
+    let written = ctx.probe.send(req).await?;
+    let (b_list, b_posts) = list_posts(ctx, b, "", "B lists its own posts after the write").await?;
+    let stored_as_b = b_posts.iter().any(|p| p["title"] == marker.as_str());
+    let answer = written.json().unwrap_or(Value::Null);
+    let answered_as_b = owner_of(&answer).as_deref() == Some(b.id.as_str());
+    let problem = if stored_as_b {
+        Some("the post A wrote naming B as author is in B's posts".to_owned())
+    } else if answered_as_b {
+        Some("the write answered with B as the author".to_owned())
+    } else if (200..300).contains(&written.status)
+        && owner_of(&answer).as_deref() != Some(a.id.as_str())
+        && owner_of(&answer).is_some()
+    {
+        Some("the write was stored under neither A nor B".to_owned())
+    } else {
+        None
+    };
+    Ok(verdict(
+        problem,
+        "a write naming B as author was not stored as B's",
+        [&written.exchange, &b_list.exchange],
+    ))
+}
+
+fn verdict<'e>(
+    problem: Option<String>,
+    pass: &str,
+    exchanges: impl IntoIterator<Item = &'e Exchange>,
+) -> Finding {
+    match problem {
+        Some(problem) => Finding::fail(problem),
+        None => Finding::pass(pass),
+    }
+    .with_exchanges(exchanges)
+}
