@@ -111,12 +111,15 @@ impl Conform {
                 .filter(|id| self.selection.includes(id))
                 .collect()
         };
-        let (cookie_ids, scope_ids) = (selected("cookie"), selected("scope"));
-        let (cookie, scope) = tokio::join!(
+        let (cookie_ids, scope_ids, session_ids) =
+            (selected("cookie"), selected("scope"), selected("session"));
+        let (cookie, scope, session) = tokio::join!(
             checks::cookie::run(&ctx, &cookie_ids),
             checks::scope::run(&ctx, &scope_ids),
+            checks::session::run(&ctx, &session_ids),
         );
-        let mut results: Vec<CheckResult> = cookie.into_iter().chain(scope).collect();
+        let mut results: Vec<CheckResult> =
+            cookie.into_iter().chain(scope).chain(session).collect();
         for id in &conform_ids {
             if results.iter().any(|r| r.id.as_str() == *id) {
                 continue;

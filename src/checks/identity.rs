@@ -5,6 +5,7 @@ use serde_json::json;
 use super::{Ctx, Finding};
 use crate::model::Exchange;
 use crate::probe::{Jar, Observed, ProbeError, Req, SetCookie};
+use crate::target::Account;
 
 /// A signed-in account: its cookie jar and which cookie is the session.
 #[derive(Debug, Clone)]
@@ -94,6 +95,16 @@ pub async fn sign_in(
         .target
         .account(role)
         .ok_or_else(|| Unobservable::new(format!("the config has no `accounts.{role}`")))?;
+    sign_in_as(ctx, account, jar).await
+}
+
+/// Signs in as `account` (which need not be in the config).
+pub async fn sign_in_as(
+    ctx: &Ctx,
+    account: &Account,
+    jar: Jar,
+) -> Result<(Identity, Observed), Unobservable> {
+    let role = account.role.as_str();
     let req = Req::post(
         ctx.url(&ctx.target.paths.sign_in),
         format!("sign in as {role}"),

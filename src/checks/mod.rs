@@ -4,12 +4,13 @@
 pub mod cookie;
 mod identity;
 pub mod scope;
+pub mod session;
 pub mod verify;
 
 use std::sync::Arc;
 
 pub use crate::model::Finding;
-pub use identity::{Identity, Unobservable, sign_in, sign_out};
+pub use identity::{Identity, Unobservable, sign_in, sign_in_as, sign_out};
 
 use crate::model::CheckResult;
 use crate::plan::Plan;
@@ -50,7 +51,9 @@ pub fn join(base: &url::Url, path: &str) -> url::Url {
 
 /// The ids of checks implemented so far; the others are reported as `skip`.
 pub fn implemented(id: &str) -> bool {
-    id.starts_with("cookie.") || id.starts_with("scope.")
+    ["cookie.", "scope.", "session."]
+        .iter()
+        .any(|area| id.starts_with(area))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use flareproof::checks::{cookie, scope};
+use flareproof::checks::{cookie, scope, session};
 use flareproof::fixture::FixtureOptions;
 use flareproof::model::Status;
 use flareproof::plan::Plan;
@@ -12,18 +12,34 @@ use tokio::sync::Semaphore;
 
 use crate::support::{conform, faults, ids_with, start};
 
+/// The suites that need no rate-limit windows.
+const FUNCTIONAL: &[&str] = &["cookie.*", "scope.*", "session.*"];
+
+/// Revocation lag of the second edge in these tests, in ms.
+const LAG_MS: u64 = 300;
+
+/// Two edges with a revocation lag, and the given faults.
+fn two_edges(list: &[&str]) -> FixtureOptions {
+    FixtureOptions {
+        edges: Some(2),
+        revocation_lag_ms: Some(LAG_MS),
+        ..faults(list)
+    }
+}
+
 /// Fixtures started at once by a fault sweep (2 cores).
 const PARALLEL_FIXTURES: usize = 3;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_cookie_and_scope_suites_pass_against_the_healthy_reference_worker() {
-    let fixture = tokio::task::spawn_blocking(|| start(FixtureOptions::default()))
+async fn the_functional_suites_pass_against_the_healthy_reference_worker() {
+    let fixture = tokio::task::spawn_blocking(|| start(two_edges(&[])))
         .await
         .unwrap();
-    let report = conform(&fixture, &["cookie.*", "scope.*"]).await;
+    let report = conform(&fixture, FUNCTIONAL).await;
     let expected: Vec<String> = cookie::IDS
         .iter()
         .chain(&scope::IDS)
+        .chain(&session::IDS)
         .map(|s| s.to_string())
         .collect();
     assert_eq!(ids_with(&report, Status::Pass), expected, "{report:#?}");
@@ -67,7 +83,7 @@ async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str])
         let slots = slots.clone();
         runs.spawn(async move {
             let _slot = slots.acquire_owned().await.unwrap();
-            let fixture = tokio::task::spawn_blocking(move || start(faults(&[id])))
+            let fixture = tokio::task::spawn_blocking(move || start(two_edges(&[id])))
                 .await
                 .unwrap();
             let report = conform(&fixture, selection).await;
@@ -81,8 +97,15 @@ async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str])
         let errors = ids_with(&report, Status::Error);
         let expected = expected_failures(&plan, id);
         if !failed.contains(id) || !failed.is_subset(&expected) || !errors.is_empty() {
+            let why: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == Status::Error)
+                .map(|c| format!("{}: {}", c.id, c.summary))
+                .take(3)
+                .collect();
             problems.push(format!(
-                "FAULTS={id}: failed {failed:?} (expected {expected:?}), errors {errors:?}"
+                "FAULTS={id}: failed {failed:?} (expected {expected:?}), errors {errors:?} {why:#?}"
             ));
         }
         let own = report.checks.iter().find(|c| c.id.as_str() == id).unwrap();
@@ -97,10 +120,60 @@ async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str])
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_cookie_fault_fails_its_check_and_no_other() {
-    sweep(&cookie::IDS, &["cookie.*", "scope.*"]).await;
+    sweep(&cookie::IDS, FUNCTIONAL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_scope_fault_fails_its_check_and_no_other() {
-    sweep(&scope::IDS, &["cookie.*", "scope.*"]).await;
+    sweep(&scope::IDS, FUNCTIONAL).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_session_fault_fails_its_check_and_no_other() {
+    sweep(&session::IDS, FUNCTIONAL).await;
+}
+
+/// With a known lag L and a poll interval P, the reported worst time to
+/// refusal lies within [L - P - slack, L + P + slack]: the edge that cached
+/// the token keeps it for L from the priming lookup, just before sign-out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_revocation_window_is_measured_within_one_poll_interval() {
+    const L: u64 = 600;
+    let fixture = tokio::task::spawn_blocking(|| {
+        start(FixtureOptions {
+            edges: Some(2),
+            revocation_lag_ms: Some(L),
+            ..FixtureOptions::default()
+        })
+    })
+    .await
+    .unwrap();
+    let report = conform(&fixture, &["session.revoked-on-sign-out"]).await;
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.id.as_str() == "session.revoked-on-sign-out")
+        .unwrap();
+    assert_eq!(check.status, Status::Pass, "{check:#?}");
+    let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+    let interval = plan.params.poll_interval_ms as f64;
+    let times: Vec<f64> = check
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            flareproof::model::Evidence::Measurement(m) => Some(m.value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        times.len() as u32,
+        plan.params.revocation_trials * 2,
+        "a time per trial per vantage"
+    );
+    let worst = times.iter().cloned().fold(0.0, f64::max);
+    let slack = 60.0;
+    assert!(
+        worst <= L as f64 + interval + slack && worst >= L as f64 - interval - slack,
+        "worst time to refusal {worst} ms is not within L={L} ms +/- one interval ({interval} ms); all: {times:?}"
+    );
 }

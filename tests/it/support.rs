@@ -1,6 +1,6 @@
 //! Shared test support: starting the reference Worker and building targets.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use flareproof::checks::Ctx;
 use flareproof::conform::{Conform, Selection};
@@ -10,10 +10,48 @@ use flareproof::plan::Plan;
 use flareproof::probe::{Probe, Redactor};
 use flareproof::target::Target;
 
-pub fn start(options: FixtureOptions) -> Fixture {
+/// Reference Workers alive at once across the whole test binary: each is a
+/// workerd plus scrypt sign-ins, and the machine has 2 cores.
+const MAX_LIVE_FIXTURES: usize = 4;
+
+static LIVE: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A started reference Worker holding one of the live-fixture slots.
+pub struct Running {
+    fixture: Fixture,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Fixture;
+    fn deref(&self) -> &Fixture {
+        &self.fixture
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.fixture.stop();
+        let (count, freed) = &LIVE;
+        *count.lock().unwrap() -= 1;
+        freed.notify_one();
+    }
+}
+
+pub fn start(options: FixtureOptions) -> Running {
+    let (count, freed) = &LIVE;
+    let mut live = count.lock().unwrap();
+    while *live >= MAX_LIVE_FIXTURES {
+        live = freed.wait(live).unwrap();
+    }
+    *live += 1;
+    drop(live);
     match Fixture::start(&options) {
-        Ok(f) => f,
-        Err(e) => panic!("fixture did not start: {}", flareproof::error_chain(&e)),
+        Ok(fixture) => Running { fixture },
+        Err(e) => {
+            *count.lock().unwrap() -= 1;
+            freed.notify_one();
+            panic!("fixture did not start: {}", flareproof::error_chain(&e))
+        }
     }
 }
 

@@ -1,0 +1,509 @@
+//! The session suite: revocation windows in an eventually consistent store.
+//!
+//! Each trial signs in, makes sure the token is accepted at every vantage,
+//! revokes it (sign-out, or revoke-sessions for every session of the user),
+//! then replays it at every vantage every `poll_interval_ms` until refused,
+//! and keeps watching for `observe_after_refusal_ms` afterwards. The polling
+//! interval is the measurement's resolution and is reported with it.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::{Ctx, Finding, Identity, Unobservable, join, sign_in_as};
+use crate::model::{CheckResult, Evidence, Exchange, Measurement, Secret};
+use crate::probe::{Jar, Req};
+use crate::target::Account;
+
+pub const IDS: [&str; 3] = [
+    "session.revoked-on-sign-out",
+    "session.revoke-all",
+    "session.no-resurrection",
+];
+
+/// How a trial revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Revocation {
+    SignOut,
+    RevokeAll,
+}
+
+impl Revocation {
+    fn check_id(self) -> &'static str {
+        match self {
+            Revocation::SignOut => "session.revoked-on-sign-out",
+            Revocation::RevokeAll => "session.revoke-all",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Revocation::SignOut => "sign-out",
+            Revocation::RevokeAll => "revoke-sessions",
+        }
+    }
+}
+
+/// What one token did at one vantage after the revocation.
+#[derive(Debug, Clone)]
+struct Watch {
+    trial: u32,
+    token: &'static str,
+    vantage: Url,
+    /// Milliseconds from the revocation's answer to the first refusal.
+    refused_after_ms: Option<u64>,
+    /// Milliseconds from the revocation's answer to an acceptance that came
+    /// after a refusal.
+    resurrected_after_ms: Option<u64>,
+    polls: u32,
+    /// How long the token was watched, in milliseconds.
+    watched_ms: u64,
+    /// The exchanges worth showing: the first refusal, the resurrection, or
+    /// the last acceptance when it was never refused.
+    notable: Vec<Exchange>,
+}
+
+/// The answers a replayed token can get.
+enum Seen {
+    Accepted,
+    Refused,
+}
+
+pub async fn run(ctx: &Ctx, selected: &[&str]) -> Vec<CheckResult> {
+    let started = Instant::now();
+    let findings = observe(ctx, selected).await;
+    let ms = started.elapsed().as_millis() as u64;
+    selected
+        .iter()
+        .map(|id| {
+            let finding = match &findings {
+                Ok(findings) => findings
+                    .iter()
+                    .find(|(done, _)| done == id)
+                    .map(|(_, f)| f.clone())
+                    .unwrap_or_else(|| Finding::error("no trial ran for this check")),
+                Err(unobservable) => unobservable.finding(),
+            };
+            ctx.conclude(id, finding, ms)
+        })
+        .collect()
+}
+
+async fn observe(
+    ctx: &Ctx,
+    selected: &[&str],
+) -> Result<Vec<(&'static str, Finding)>, Unobservable> {
+    let wants = |id: &str| selected.contains(&id);
+    let trials = ctx.plan.params.revocation_trials;
+    let mut watches: Vec<(Revocation, Vec<Watch>)> = Vec::new();
+    let mut evidence: Vec<(Revocation, Vec<Exchange>)> = Vec::new();
+    let kinds: Vec<Revocation> = [Revocation::SignOut, Revocation::RevokeAll]
+        .into_iter()
+        .filter(|k| wants(k.check_id()) || wants("session.no-resurrection"))
+        .collect();
+    // Each kind revokes on its own account, so revoke-sessions never ends a
+    // sign-out trial's session; sign-out trials run concurrently, the
+    // revoke-all trials one after another (each revokes every session).
+    let mut runs = Vec::new();
+    for kind in kinds {
+        runs.push(async move {
+            let account = revocation_account(ctx, kind).await?;
+            let mut all = Vec::new();
+            let mut exchanges = Vec::new();
+            match kind {
+                Revocation::SignOut => {
+                    let outcomes = join_all(
+                        (1..=trials)
+                            .map(|t| trial(ctx, &account, kind, t))
+                            .collect::<Vec<_>>(),
+                    )
+                    .await;
+                    for outcome in outcomes {
+                        let (w, e) = outcome?;
+                        all.extend(w);
+                        exchanges.extend(e);
+                    }
+                }
+                Revocation::RevokeAll => {
+                    for t in 1..=trials {
+                        let (w, e) = trial(ctx, &account, kind, t).await?;
+                        all.extend(w);
+                        exchanges.extend(e);
+                    }
+                }
+            }
+            Ok::<_, Unobservable>((kind, all, exchanges))
+        });
+    }
+    for outcome in join_all(runs).await {
+        let (kind, w, e) = outcome?;
+        watches.push((kind, w));
+        evidence.push((kind, e));
+    }
+
+    let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
+    let interval = ctx.plan.params.poll_interval_ms;
+    let mut findings = Vec::new();
+    for (kind, ws) in &watches {
+        let exchanges = &evidence
+            .iter()
+            .find(|(k, _)| k == kind)
+            .expect("evidence per kind")
+            .1;
+        findings.push((
+            kind.check_id(),
+            window_finding(*kind, ws, exchanges, bound_ms, interval),
+        ));
+    }
+    if wants("session.no-resurrection") {
+        let all: Vec<&Watch> = watches.iter().flat_map(|(_, ws)| ws).collect();
+        findings.push(("session.no-resurrection", resurrection_finding(ctx, &all)));
+    }
+    Ok(findings)
+}
+
+/// The account a kind of trial revokes: a fresh sign-up, so that revoking
+/// never ends another check's session.
+async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unobservable> {
+    let domain = ctx
+        .target
+        .account("free")
+        .and_then(|a| a.email.split_once('@').map(|(_, d)| d.to_owned()))
+        .unwrap_or_else(|| "flareproof.invalid".to_owned());
+    let nonce = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        ctx.probe.now_ms() ^ rand_u64()
+    );
+    let role = match kind {
+        Revocation::SignOut => "signout",
+        Revocation::RevokeAll => "revokeall",
+    };
+    let account = Account {
+        role: format!("revocation-{role}"),
+        email: format!("flareproof-{role}-{nonce}@{domain}"),
+        password: Secret::new(format!("fp-{:x}-{:x}-Aa1!", rand_u64(), rand_u64())),
+    };
+    ctx.probe.redactor().learn(&account.password);
+    let req = Req::post(
+        ctx.url(&ctx.target.paths.sign_up),
+        format!("sign up a {role} account"),
+    )
+    .header("origin", ctx.target.origin.clone())
+    .json(&json!({
+        "email": account.email,
+        "password": account.password.expose(),
+        "name": format!("flareproof {role}"),
+    }));
+    let observed = ctx.probe.send(req).await?;
+    if observed.status != 200 {
+        return Err(Unobservable {
+            reason: format!(
+                "sign-up of a revocation account answered {}",
+                observed.status
+            ),
+            exchanges: vec![observed.exchange],
+        });
+    }
+    Ok(account)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// One trial: sign in (twice for revoke-all), prime every vantage, revoke,
+/// watch every token at every vantage.
+async fn trial(
+    ctx: &Ctx,
+    account: &Account,
+    kind: Revocation,
+    trial: u32,
+) -> Result<(Vec<Watch>, Vec<Exchange>), Unobservable> {
+    let (first, _) = sign_in_as(ctx, account, Jar::new()).await?;
+    let mut tokens: Vec<(&'static str, Identity)> = vec![("revoking session", first)];
+    if kind == Revocation::RevokeAll {
+        let (second, _) = sign_in_as(ctx, account, Jar::new()).await?;
+        tokens.push(("other session", second));
+    }
+    for (label, identity) in &tokens {
+        for vantage in &ctx.target.vantages {
+            let (seen, exchange) = replay(
+                ctx,
+                identity,
+                vantage,
+                &format!("prime {label} at {vantage}"),
+            )
+            .await?;
+            if !matches!(seen, Seen::Accepted) {
+                return Err(Unobservable {
+                    reason: format!(
+                        "a fresh token ({label}) was not accepted at {vantage} before revocation"
+                    ),
+                    exchanges: vec![exchange],
+                });
+            }
+        }
+    }
+    let revoking = &tokens[0].1;
+    let path = match kind {
+        Revocation::SignOut => &ctx.target.paths.sign_out,
+        Revocation::RevokeAll => &ctx.target.paths.revoke_sessions,
+    };
+    let req = Req::post(ctx.url(path), format!("trial {trial}: {}", kind.what()))
+        .header("origin", ctx.target.origin.clone())
+        .jar(&revoking.session_jar())
+        .json(&json!({}));
+    let revoked = ctx.probe.send(req).await?;
+    let revoked_at = Instant::now();
+    if revoked.status != 200 {
+        return Err(Unobservable {
+            reason: format!("{} answered {} (expected 200)", kind.what(), revoked.status),
+            exchanges: vec![revoked.exchange],
+        });
+    }
+    let mut watchers = Vec::new();
+    for (label, identity) in &tokens {
+        for vantage in &ctx.target.vantages {
+            watchers.push(watch(ctx, identity, label, vantage, revoked_at, trial));
+        }
+    }
+    let mut watches = Vec::new();
+    for outcome in join_all(watchers).await {
+        watches.push(outcome?);
+    }
+    Ok((watches, vec![revoked.exchange]))
+}
+
+/// Replays a token at a vantage: accepted or refused. Anything else means
+/// we cannot tell.
+async fn replay(
+    ctx: &Ctx,
+    who: &Identity,
+    vantage: &Url,
+    label: &str,
+) -> Result<(Seen, Exchange), Unobservable> {
+    let req = Req::get(join(vantage, &ctx.target.paths.get_session), label).jar(&who.session_jar());
+    let observed = ctx.probe.send(req).await?;
+    let seen = match observed.status {
+        200 => match observed.json() {
+            Some(Value::Null) => Seen::Refused,
+            Some(body)
+                if body.get("session").is_some_and(|s| !s.is_null())
+                    || body.get("user").is_some_and(|u| !u.is_null()) =>
+            {
+                Seen::Accepted
+            }
+            Some(body) if body.get("session").is_some_and(Value::is_null) => Seen::Refused,
+            _ => {
+                return Err(Unobservable {
+                    reason: format!(
+                        "get-session at {vantage} answered 200 with neither a session nor null"
+                    ),
+                    exchanges: vec![observed.exchange],
+                });
+            }
+        },
+        401 | 403 => Seen::Refused,
+        other => {
+            return Err(Unobservable {
+                reason: format!("get-session at {vantage} answered {other}"),
+                exchanges: vec![observed.exchange],
+            });
+        }
+    };
+    Ok((seen, observed.exchange))
+}
+
+/// Polls one token at one vantage until refused (or the bound and one more
+/// interval have passed), then keeps watching for a resurrection.
+async fn watch(
+    ctx: &Ctx,
+    who: &Identity,
+    label: &'static str,
+    vantage: &Url,
+    revoked_at: Instant,
+    trial: u32,
+) -> Result<Watch, Unobservable> {
+    let interval = Duration::from_millis(ctx.plan.params.poll_interval_ms);
+    let give_up = Duration::from_secs(ctx.target.profile.revocation_bound_s) + interval;
+    let observe_for = Duration::from_millis(ctx.plan.params.observe_after_refusal_ms);
+    let mut out = Watch {
+        trial,
+        token: label,
+        vantage: vantage.clone(),
+        refused_after_ms: None,
+        resurrected_after_ms: None,
+        polls: 0,
+        watched_ms: 0,
+        notable: Vec::new(),
+    };
+    let mut next = revoked_at;
+    let mut last_accepted = None;
+    loop {
+        tokio::time::sleep_until(next.into()).await;
+        let sent = Instant::now();
+        let (seen, exchange) = replay(
+            ctx,
+            who,
+            vantage,
+            &format!("trial {trial}: replay {label} at {vantage}"),
+        )
+        .await?;
+        out.polls += 1;
+        let at_ms = sent.duration_since(revoked_at).as_millis() as u64;
+        out.watched_ms = at_ms;
+        match (seen, out.refused_after_ms) {
+            (Seen::Refused, None) => {
+                out.refused_after_ms = Some(at_ms);
+                out.notable.push(exchange);
+            }
+            (Seen::Accepted, Some(_)) => {
+                out.resurrected_after_ms = Some(at_ms);
+                out.notable.push(exchange);
+                return Ok(out);
+            }
+            (Seen::Accepted, None) => last_accepted = Some(exchange),
+            (Seen::Refused, Some(_)) => {}
+        }
+        next += interval;
+        let elapsed = next.duration_since(revoked_at);
+        match out.refused_after_ms {
+            None if elapsed > give_up => {
+                out.notable.extend(last_accepted);
+                return Ok(out);
+            }
+            Some(refused) if elapsed > Duration::from_millis(refused) + observe_for => {
+                return Ok(out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn window_finding(
+    kind: Revocation,
+    watches: &[Watch],
+    revocations: &[Exchange],
+    bound_ms: u64,
+    interval_ms: u64,
+) -> Finding {
+    let mut evidence: Vec<Evidence> = watches
+        .iter()
+        .map(|w| {
+            Evidence::Measurement(Measurement {
+                name: match w.refused_after_ms {
+                    Some(_) => format!("time to refusal after {} ({})", kind.what(), w.token),
+                    None => format!("still accepted after {} ({})", kind.what(), w.token),
+                },
+                value: w.refused_after_ms.unwrap_or(w.watched_ms) as f64,
+                unit: "ms".to_owned(),
+                bound: Some(bound_ms as f64),
+                vantage: Some(w.vantage.to_string()),
+                trial: Some(w.trial),
+            })
+        })
+        .collect();
+    let mut times: Vec<u64> = watches.iter().filter_map(|w| w.refused_after_ms).collect();
+    times.sort_unstable();
+    let late: Vec<&Watch> = watches
+        .iter()
+        .filter(|w| w.refused_after_ms.is_none_or(|ms| ms > bound_ms))
+        .collect();
+    evidence.push(Evidence::note(format!(
+        "{} trials x {} watches; resolution (poll interval) {interval_ms} ms; p50 {} ms, max {} ms; bound {bound_ms} ms",
+        watches.iter().map(|w| w.trial).max().unwrap_or(0),
+        watches.len(),
+        percentile(&times, 0.5),
+        times.last().copied().unwrap_or(0),
+    )));
+    evidence.extend(revocations.iter().take(1).cloned().map(Evidence::Exchange));
+    let finding = if late.is_empty() {
+        Finding::pass(format!(
+            "every token was refused at every vantage within the bound: p50 {} ms, max {} ms (bound {bound_ms} ms, resolution {interval_ms} ms)",
+            percentile(&times, 0.5),
+            times.last().copied().unwrap_or(0)
+        ))
+    } else {
+        let which: Vec<String> = late
+            .iter()
+            .map(|w| match w.refused_after_ms {
+                Some(ms) => format!(
+                    "trial {} {} at {}: refused only after {ms} ms",
+                    w.trial, w.token, w.vantage
+                ),
+                None => format!(
+                    "trial {} {} at {}: still accepted after {} polls",
+                    w.trial, w.token, w.vantage, w.polls
+                ),
+            })
+            .collect();
+        Finding::fail(format!(
+            "not refused within {bound_ms} ms after {}: {}",
+            kind.what(),
+            which.join("; ")
+        ))
+    };
+    let shown = late
+        .iter()
+        .flat_map(|w| w.notable.iter())
+        .chain(watches.iter().take(2).flat_map(|w| w.notable.iter()));
+    let mut finding = finding;
+    finding.evidence.extend(evidence);
+    finding.with_exchanges(shown.take(6))
+}
+
+fn resurrection_finding(ctx: &Ctx, watches: &[&Watch]) -> Finding {
+    let observe_ms = ctx.plan.params.observe_after_refusal_ms;
+    let resurrected: Vec<&&Watch> = watches
+        .iter()
+        .filter(|w| w.resurrected_after_ms.is_some())
+        .collect();
+    let refused = watches
+        .iter()
+        .filter(|w| w.refused_after_ms.is_some())
+        .count();
+    if refused == 0 {
+        return Finding::error("no token was ever refused, so resurrection could not be observed");
+    }
+    if resurrected.is_empty() {
+        return Finding::pass(format!(
+            "{refused} refused tokens stayed refused for {observe_ms} ms after their refusal"
+        ));
+    }
+    let which: Vec<String> = resurrected
+        .iter()
+        .map(|w| {
+            format!(
+                "trial {} {} at {}: refused at {} ms, accepted again at {} ms",
+                w.trial,
+                w.token,
+                w.vantage,
+                w.refused_after_ms.unwrap_or(0),
+                w.resurrected_after_ms.unwrap_or(0)
+            )
+        })
+        .collect();
+    Finding::fail(format!(
+        "a refused token was accepted again: {}",
+        which.join("; ")
+    ))
+    .with_exchanges(resurrected.iter().flat_map(|w| w.notable.iter()).take(6))
+}
