@@ -130,6 +130,10 @@ impl Probe {
     pub fn new(budget: Budget, redactor: Arc<Redactor>) -> Result<Self, ProbeError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A fresh connection per request: a pooled one the target closed
+            // while idle fails the next request with no answer, which would
+            // turn a healthy target into an `error`.
+            .pool_max_idle_per_host(0)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("flareproof/", env!("CARGO_PKG_VERSION")))
             .build()
