@@ -16,6 +16,8 @@ pub enum Evidence {
     Digest(ModuleDigest),
     /// A readable diff around the first difference of two byte strings.
     Diff(TextDiff),
+    /// Requests of one rate-limit bucket over time: allowed or refused.
+    Timeline(Timeline),
     /// A sentence that is neither of the above.
     Note { text: String },
 }
@@ -106,4 +108,24 @@ pub struct TextDiff {
     pub offset: u64,
     /// A unified diff of the region around the difference.
     pub unified: String,
+}
+
+/// One rate-limit bucket's requests over time, for the timeline chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Timeline {
+    /// What was spent, e.g. `free` or `anonymous (rotating X-Forwarded-For)`.
+    pub bucket: String,
+    /// The limit the bucket is held to, per window; none when unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    pub window_s: u64,
+    pub points: Vec<TimelinePoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TimelinePoint {
+    /// Milliseconds since the run started when the request was sent.
+    pub at_ms: u64,
+    /// The HTTP status: 2xx allowed, 429 refused.
+    pub status: u16,
 }

@@ -10,6 +10,7 @@ mod secret;
 pub use check::{CheckId, CheckResult, InvalidCheckId, Status};
 pub use evidence::{
     Evidence, Exchange, Header, HttpRequest, HttpResponse, Measurement, ModuleDigest, TextDiff,
+    Timeline, TimelinePoint,
 };
 pub use finding::Finding;
 pub use report::{Counts, Report, SCHEMA_VERSION, Subject, Tool, Verdict};

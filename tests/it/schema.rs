@@ -2,7 +2,7 @@
 
 use flareproof::model::{
     CheckId, CheckResult, Evidence, Exchange, Header, HttpRequest, HttpResponse, Measurement,
-    ModuleDigest, Report, Status, Subject, TextDiff,
+    ModuleDigest, Report, Status, Subject, TextDiff, Timeline, TimelinePoint,
 };
 use flareproof::report::json;
 
@@ -56,6 +56,19 @@ pub fn every_status_report() -> Report {
             subject: "worker.js".into(),
             offset: 4,
             unified: "-a\n+b\n".into(),
+        }),
+        Evidence::Timeline(Timeline {
+            bucket: "free".into(),
+            limit: Some(3),
+            window_s: 3,
+            points: [200, 200, 200, 429]
+                .iter()
+                .enumerate()
+                .map(|(i, s)| TimelinePoint {
+                    at_ms: 100 + i as u64 * 10,
+                    status: *s,
+                })
+                .collect(),
         }),
         Evidence::note("a note"),
     ];
