@@ -12,7 +12,7 @@ use crate::cloudflare::{ApiError, Credentials, RetryPolicy, Scenario};
 use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding};
 use crate::conform::{Conform, ConformError, Selection};
 use crate::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
-use crate::model::{Report, Secret, Subject};
+use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
 use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
 use crate::report::attestation::Statement;
@@ -217,6 +217,8 @@ pub fn target_for(info: &FixtureInfo, max_session_age_s: u64) -> Result<Target, 
 /// What a demo run produced.
 pub struct DemoRun {
     pub report: Report,
+    /// The plan it ran, for the audit attestation.
+    pub plan: Arc<Plan>,
     /// The attestation of the verify part.
     pub attestation: Statement,
     pub fixture_ready: Duration,
@@ -259,22 +261,17 @@ pub async fn run() -> Result<DemoRun, DemoError> {
     let (conformed, verified) = tokio::join!(conforming, verify_reference(&dir, plan.clone()));
     let (conform_report, probe, fixture_ready) = conformed?;
     let verified = verified?;
-    let mut checks = verified.report.checks;
-    checks.extend(conform_report.checks);
-    let subject = Subject {
-        script: verified.report.subject.script,
-        ..conform_report.subject
-    };
-    let report = Report::new(
+    let report = crate::audit::merge(
         "demo",
-        &plan.id,
-        subject,
+        &plan,
+        verified.report,
+        conform_report,
         started_at,
         started.elapsed().as_millis() as u64,
-        checks,
     );
     Ok(DemoRun {
         report,
+        plan,
         attestation: verified.attestation,
         fixture_ready,
         requests: probe.governor().sent_count(),

@@ -2,6 +2,7 @@
 //! one, and that it keeps its contract, from the outside.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod checks;
 pub mod cli;
 pub mod cloudflare;
@@ -9,9 +10,11 @@ pub mod compare;
 pub mod conform;
 pub mod demo;
 pub mod fixture;
+pub mod known_failures;
 pub mod model;
 pub mod plan;
 pub mod probe;
+pub mod progress;
 pub mod rebuild;
 pub mod report;
 pub mod target;

@@ -3,6 +3,7 @@
 mod cli;
 mod conform;
 mod fixture;
+mod report;
 mod schema;
 mod support;
 mod verify;

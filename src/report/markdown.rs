@@ -1,0 +1,241 @@
+//! `summary.md`: a summary fit for `$GITHUB_STEP_SUMMARY` or a pull-request
+//! comment: the verdict, a table of areas, the failures first with their
+//! evidence, verify's per-module digest table, then every check.
+
+use std::fmt::Write as _;
+
+use crate::model::{CheckResult, Evidence, Report, Status, Verdict};
+
+use super::text;
+
+/// GitHub caps a job summary at 1 MiB; evidence past this many bytes per
+/// check is cut (the JSON report has it whole).
+const EVIDENCE_LIMIT: usize = 16 * 1024;
+
+pub fn icon(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "✅",
+        Status::Fail => "❌",
+        Status::Warn => "⚠️",
+        Status::Error => "⛔",
+        Status::Skip => "⏭️",
+    }
+}
+
+/// Escapes text for a table cell or a line of prose.
+fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' | '\\' | '*' | '_' | '`' | '<' | '>' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A fenced code block whose fence no line of `body` can close.
+fn fenced(body: &str, lang: &str) -> String {
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{lang}\n{}\n{fence}\n", body.trim_end())
+}
+
+pub fn render(report: &Report) -> Vec<u8> {
+    let mut out = String::new();
+    let verdict = match report.verdict {
+        Verdict::Pass => "✅ pass",
+        Verdict::Fail => "❌ fail",
+        Verdict::Error => "⛔ error (could not decide)",
+    };
+    let _ = writeln!(out, "# flareproof {}: {verdict}\n", cell(&report.command));
+    let mut facts = vec![
+        format!("profile `{}`", report.profile),
+        format!("started {}", report.started_at),
+        format!("{:.1} s", report.duration_ms as f64 / 1000.0),
+        format!("{} {}", report.tool.name, report.tool.version),
+    ];
+    if let Some(url) = &report.subject.base_url {
+        facts.insert(0, format!("target `{url}`"));
+    }
+    if let Some(script) = &report.subject.script {
+        facts.insert(0, format!("script `{script}`"));
+    }
+    let _ = writeln!(out, "{}\n", facts.join(" · "));
+
+    let _ = writeln!(
+        out,
+        "| area | ✅ pass | ❌ fail | ⚠️ warn | ⛔ error | ⏭️ skip |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for (area, checks) in text::areas(&report.checks) {
+        let n = |s: Status| checks.iter().filter(|c| c.status == s).count();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(area),
+            n(Status::Pass),
+            n(Status::Fail),
+            n(Status::Warn),
+            n(Status::Error),
+            n(Status::Skip)
+        );
+    }
+    let c = report.counts;
+    let _ = writeln!(
+        out,
+        "| **all** | **{}** | **{}** | **{}** | **{}** | **{}** |\n",
+        c.pass, c.fail, c.warn, c.error, c.skip
+    );
+
+    let order = [Status::Fail, Status::Error, Status::Warn];
+    let notable: Vec<&CheckResult> = order
+        .iter()
+        .flat_map(|s| report.checks.iter().filter(move |c| c.status == *s))
+        .collect();
+    if !notable.is_empty() {
+        let _ = writeln!(out, "## Failures, errors and warnings\n");
+        for check in notable {
+            failure(&mut out, check);
+        }
+    }
+
+    let digests: Vec<_> = report
+        .checks
+        .iter()
+        .flat_map(|c| &c.evidence)
+        .filter_map(|e| match e {
+            Evidence::Digest(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    if !digests.is_empty() {
+        let _ = writeln!(out, "## Modules (verify)\n");
+        let _ = writeln!(
+            out,
+            "| module | rebuilt sha256 | deployed sha256 | rebuilt size | deployed size | |"
+        );
+        let _ = writeln!(out, "|---|---|---|---:|---:|---|");
+        let mut seen = Vec::new();
+        for d in digests {
+            let key = (&d.name, &d.rebuilt_sha256, &d.deployed_sha256);
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let size = |s: Option<u64>| s.map_or_else(|| "—".to_owned(), |s| s.to_string());
+            let same = match text::digest_matches(d) {
+                Some(true) => "✅ match",
+                Some(false) => "❌ differ",
+                None => "⛔ missing",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | `{}` | {} | {} | {same} |",
+                d.name.replace('`', "'"),
+                text::short_digest(d.rebuilt_sha256.as_deref()),
+                text::short_digest(d.deployed_sha256.as_deref()),
+                size(d.rebuilt_size),
+                size(d.deployed_size),
+            );
+        }
+        out.push('\n');
+    }
+
+    let _ = writeln!(out, "## All checks\n");
+    let _ = writeln!(out, "| | check | title | summary | requirements |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for check in &report.checks {
+        let _ = writeln!(
+            out,
+            "| {} {} | `{}` | {} | {} | {} |",
+            icon(check.status),
+            check.status,
+            check.id,
+            cell(&check.title),
+            cell(&check.summary),
+            cell(&check.requirements.join(", "))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n<sub>report.json is the source of truth; every exchange in it has its secrets redacted.</sub>"
+    );
+    out.into_bytes()
+}
+
+fn failure(out: &mut String, check: &CheckResult) {
+    let _ = writeln!(
+        out,
+        "### {} `{}` {}\n",
+        icon(check.status),
+        check.id,
+        cell(&check.title)
+    );
+    let _ = writeln!(out, "**{}**: {}\n", check.status, cell(&check.summary));
+    if !check.requirements.is_empty() {
+        let _ = writeln!(
+            out,
+            "Requirements: {}\n",
+            check
+                .requirements
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if check.evidence.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<details><summary>Evidence ({} items)</summary>\n",
+        check.evidence.len()
+    );
+    let mut spent = 0;
+    for (i, e) in check.evidence.iter().enumerate() {
+        if spent > EVIDENCE_LIMIT {
+            let _ = writeln!(
+                out,
+                "{} more items in report.json\n",
+                check.evidence.len() - i
+            );
+            break;
+        }
+        let block = match e {
+            Evidence::Exchange(_) => fenced(&text::evidence(e), "http"),
+            Evidence::Diff(d) => format!(
+                "diff of `{}` (first difference at byte {}):\n\n{}",
+                d.subject.replace('`', "'"),
+                d.offset,
+                fenced(&d.unified, "diff")
+            ),
+            _ => format!("- {}\n", cell(&text::evidence(e))),
+        };
+        spent += block.len();
+        out.push_str(&block);
+        out.push('\n');
+    }
+    let _ = writeln!(out, "</details>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_outgrow_backticks_in_the_body() {
+        assert!(fenced("a ``` b", "").starts_with("````\n"));
+        assert!(fenced("plain", "http").starts_with("```http\n"));
+    }
+
+    #[test]
+    fn cells_escape_pipes_and_newlines() {
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
+}
