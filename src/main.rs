@@ -193,6 +193,11 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
                 known.map(|k| k.entries()).unwrap_or_default(),
             );
             write_attestation(&dir, &attestation::render(&statement))?;
+            eprintln!(
+                "open {} in a browser; {} is a CI job summary",
+                dir.join(Format::Html.file_name()).display(),
+                dir.join(Format::Markdown.file_name()).display()
+            );
             Ok(code)
         }
         Command::Conform { select } => {

@@ -61,7 +61,9 @@ table{border-collapse:collapse;width:100%;margin:6px 0 12px}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:var(--bg);font-weight:600}
 td.num,th.num{text-align:right;white-space:nowrap}
-td.req{color:var(--muted);font-size:12px}
+td.req{color:var(--muted);font-size:12px;max-width:260px}
+td.id{min-width:250px}
+td.id code{white-space:nowrap}
 .badge{display:inline-block;min-width:44px;text-align:center;border-radius:10px;padding:0 8px;color:#fff;font-size:12px;font-weight:600;text-transform:uppercase}
 .badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}.badge.warn{background:var(--warn)}.badge.error{background:var(--error)}.badge.skip{background:var(--skip)}
 article.check{border:1px solid var(--line);border-left:4px solid var(--skip);border-radius:6px;padding:4px 14px 10px;margin:12px 0}
@@ -94,15 +96,14 @@ pub fn render(report: &Report) -> Vec<u8> {
         .flat_map(|s| report.checks.iter().filter(move |c| c.status == *s))
         .collect();
     let digests = module_digests(report);
-    let diffs: Vec<&TextDiff> = report
-        .checks
-        .iter()
-        .flat_map(|c| &c.evidence)
-        .filter_map(|e| match e {
-            Evidence::Diff(d) => Some(d),
-            _ => None,
-        })
-        .collect();
+    let mut diffs: Vec<&TextDiff> = Vec::new();
+    for e in report.checks.iter().flat_map(|c| &c.evidence) {
+        if let Evidence::Diff(d) = e
+            && !diffs.contains(&d)
+        {
+            diffs.push(d);
+        }
+    }
 
     out.push_str("<nav>");
     if !revocations.is_empty() || !timelines.is_empty() {
@@ -242,7 +243,7 @@ fn areas(out: &mut String, report: &Report) {
             };
             let _ = writeln!(
                 out,
-                "<tr><td>{}</td><td>{id}<br><span class=\"muted\">{}</span></td><td>{}</td>\
+                "<tr><td>{}</td><td class=\"id\">{id}<br><span class=\"muted\">{}</span></td><td>{}</td>\
                  <td class=\"req\">{}</td><td class=\"num\">{} ms</td></tr>",
                 badge(check.status),
                 esc(&check.title),

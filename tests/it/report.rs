@@ -389,3 +389,19 @@ fn markdown_escapes_and_never_breaks_a_table() {
     assert!(row.contains("a \\| b c"), "{row}");
     let _ = Path::new("");
 }
+
+/// Writes the fixed report (with revocation and rate-limit charts) as every
+/// format into `$FLAREPROOF_SAMPLE_DIR`, to look at in a browser:
+/// `FLAREPROOF_SAMPLE_DIR=/tmp/sample cargo test --test it report::sample -- --ignored`.
+#[test]
+#[ignore = "writes files for a person to look at"]
+fn sample() {
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("FLAREPROOF_SAMPLE_DIR").expect("set FLAREPROOF_SAMPLE_DIR"),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = chart_report();
+    for format in Format::ALL {
+        std::fs::write(dir.join(format.file_name()), format.render(&report)).unwrap();
+    }
+}
