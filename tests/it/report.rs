@@ -5,7 +5,6 @@
 //! known failures and the audit attestation.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use flareproof::known_failures::KnownFailures;
 use flareproof::model::{
@@ -387,7 +386,6 @@ fn markdown_escapes_and_never_breaks_a_table() {
         .find(|l| l.contains("`cookie.case-0`") && l.starts_with("| ✅"))
         .unwrap();
     assert!(row.contains("a \\| b c"), "{row}");
-    let _ = Path::new("");
 }
 
 /// Writes the fixed report (with revocation and rate-limit charts) as every
@@ -404,4 +402,183 @@ fn sample() {
     for format in Format::ALL {
         std::fs::write(dir.join(format.file_name()), format.render(&report)).unwrap();
     }
+}
+
+/// `flareproof audit` end to end: the reference Worker for conform, a
+/// stand-in Cloudflare API serving its build for verify, one config with
+/// `[target]` and `[verify]`, and a known-failures file that lists a check
+/// which passes.
+#[test]
+fn audit_writes_one_report_and_an_audit_attestation() {
+    use flareproof::cloudflare::standin::StandIn;
+    use flareproof::demo::{REFERENCE_ACCOUNT, reference_scenario, reference_verify_target};
+    use flareproof::fixture::{FixtureOptions, ensure_installed, fixtures_dir};
+    use flareproof::model::Secret;
+    use flareproof::rebuild::{Variation, run_recipe};
+
+    const TOKEN: &str = "cf-audit-token-Qm38vXz1LpR7";
+    let fixtures = fixtures_dir();
+    ensure_installed(&fixtures, &|line| eprintln!("{line}")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let recipe_target =
+        reference_verify_target(&fixtures, url::Url::parse("http://x.test/").unwrap());
+    let build_dir = tempfile::tempdir().unwrap();
+    let standin = runtime.block_on(async {
+        let built = run_recipe(
+            &recipe_target.recipe,
+            &Variation::baseline(),
+            build_dir.path(),
+        )
+        .await
+        .expect("the reference Worker builds");
+        StandIn::start(reference_scenario(built.bundle, Secret::new(TOKEN)))
+            .await
+            .unwrap()
+    });
+    let fixture = crate::support::start(FixtureOptions::default());
+    let info = fixture.info();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = format!(
+        "[target]\nbase_url = \"{}\"\norigin = \"{}\"\n[data]\nservice_key_env = \"FP_AUDIT_SERVICE_KEY\"\n",
+        info.url, info.origin
+    );
+    for (role, account) in &info.accounts {
+        config.push_str(&format!(
+            "[accounts.{role}]\nemail = \"{}\"\npassword_env = \"FP_AUDIT_{}_PASSWORD\"\n",
+            account.email,
+            role.to_uppercase()
+        ));
+    }
+    config.push_str(&format!(
+        r#"[verify]
+source = "{}"
+recipe = ["node", "build.mjs", "--outdir", "{{out}}"]
+link = ["node_modules"]
+non_artifacts = ["README.md"]
+script = "flarelink-auth"
+compatibility_date = "2025-09-01"
+compatibility_flags = ["nodejs_compat"]
+bindings = [
+  {{ name = "BETTER_AUTH_SECRET", type = "secret_text" }},
+  {{ name = "DB", type = "d1", target = "flareproof-auth-db" }},
+  {{ name = "SERVICE_KEY", type = "secret_text" }},
+  {{ name = "SESSIONS", type = "kv_namespace", target = "flareproof-sessions" }},
+  {{ name = "TRUSTED_ORIGIN", type = "plain_text" }},
+]
+api_base = "{}"
+api_token_env = "FP_AUDIT_CF_TOKEN"
+account_id_env = "FP_AUDIT_CF_ACCOUNT"
+"#,
+        fixtures.display(),
+        standin.api_base()
+    ));
+    let config_path = dir.path().join("flareproof.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let known = dir.path().join("known.toml");
+    std::fs::write(
+        &known,
+        "\"cookie.secure\" = \"was broken before the last deploy\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flareproof"));
+    cmd.args([
+        "audit", "--only", "cookie.*", "--format", "sarif", "--format", "markdown",
+    ])
+    .arg("--config")
+    .arg(&config_path)
+    .arg("--out")
+    .arg(&out)
+    .arg("--known-failures")
+    .arg(&known)
+    .env("FP_AUDIT_CF_TOKEN", TOKEN)
+    .env("FP_AUDIT_CF_ACCOUNT", REFERENCE_ACCOUNT)
+    .env("FP_AUDIT_SERVICE_KEY", info.service_key.expose());
+    for (role, account) in &info.accounts {
+        cmd.env(
+            format!("FP_AUDIT_{}_PASSWORD", role.to_uppercase()),
+            account.password.expose(),
+        );
+    }
+    let output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAIL cookie.secure: known failure no longer fails: remove it"),
+        "{stdout}"
+    );
+
+    let report_json = std::fs::read(out.join("report.json")).unwrap();
+    crate::schema::validate(&report_json);
+    let report: Report = serde_json::from_slice(&report_json).unwrap();
+    assert_eq!(report.command, "audit");
+    let status = |id: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.id.as_str() == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+            .status
+    };
+    for id in [
+        "verify.rebuild-deterministic",
+        "verify.modules-match",
+        "verify.settings-match",
+        "verify.no-undeclared-observers",
+        "verify.live-versions",
+        "cookie.httponly",
+    ] {
+        assert_eq!(status(id), Status::Pass, "{id}\n{stdout}");
+    }
+    assert_eq!(status("cookie.secure"), Status::Fail);
+    assert_eq!(status("scope.bola-list"), Status::Skip, "not selected");
+    assert_eq!(report.counts.fail, 1);
+
+    let att: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("attestation.json")).unwrap()).unwrap();
+    assert_eq!(att["predicateType"], attestation::AUDIT_PREDICATE_TYPE);
+    assert!(
+        !att["subject"].as_array().unwrap().is_empty(),
+        "the modules"
+    );
+    let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+    assert_eq!(att["predicate"]["suite"]["digest"]["sha256"], plan.digest);
+    assert_eq!(att["predicate"]["verdict"], "fail");
+    assert_eq!(
+        att["predicate"]["known_failures"]["cookie.secure"],
+        "was broken before the last deploy"
+    );
+    assert_eq!(att["predicate"]["checks"].as_array().unwrap().len(), 33);
+    assert!(att["predicate"]["verify"]["bundle"]["aggregate_sha256"].is_string());
+
+    let sarif: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.sarif")).unwrap()).unwrap();
+    assert!(sarif_validator().is_valid(&sarif));
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "cookie.secure");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.starts_with("# flareproof audit: ❌ fail"));
+    for (name, text) in [
+        ("stdout", stdout.to_string()),
+        ("stderr", stderr.to_string()),
+        (
+            "report.json",
+            String::from_utf8_lossy(&report_json).into_owned(),
+        ),
+        ("summary.md", summary),
+        ("attestation.json", att.to_string()),
+        ("report.sarif", sarif.to_string()),
+    ] {
+        assert!(!text.contains(TOKEN), "the API token leaked into {name}");
+        assert!(
+            !text.contains(info.service_key.expose()),
+            "the service key leaked into {name}"
+        );
+    }
+    drop(standin);
 }
