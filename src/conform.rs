@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::checks::ratelimit::Buckets;
 use crate::checks::{self, Ctx, Finding};
 use crate::model::{CheckResult, Report, Subject};
 use crate::plan::Plan;
@@ -111,15 +112,34 @@ impl Conform {
                 .filter(|id| self.selection.includes(id))
                 .collect()
         };
-        let (cookie_ids, scope_ids, session_ids) =
-            (selected("cookie"), selected("scope"), selected("session"));
-        let (cookie, scope, session) = tokio::join!(
-            checks::cookie::run(&ctx, &cookie_ids),
-            checks::scope::run(&ctx, &scope_ids),
+        let ids = |area| selected(area);
+        // Cookie and scope spend a few requests of free's and free2's
+        // buckets: they hold them shared, so the ratelimit suite measures
+        // those buckets only once they are done. Session checks use fresh
+        // accounts and the unmetered get-session.
+        let buckets = Buckets::default();
+        let functional_lease = buckets.try_share(&["free", "free2"]);
+        let functional = async {
+            let (cookie_ids, scope_ids) = (ids("cookie"), ids("scope"));
+            let out = tokio::join!(
+                checks::cookie::run(&ctx, &cookie_ids),
+                checks::scope::run(&ctx, &scope_ids),
+            );
+            drop(functional_lease);
+            out
+        };
+        let (session_ids, ratelimit_ids) = (ids("session"), ids("ratelimit"));
+        let ((cookie, scope), session, ratelimit) = tokio::join!(
+            functional,
             checks::session::run(&ctx, &session_ids),
+            checks::ratelimit::run(&ctx, &ratelimit_ids, &buckets),
         );
-        let mut results: Vec<CheckResult> =
-            cookie.into_iter().chain(scope).chain(session).collect();
+        let mut results: Vec<CheckResult> = cookie
+            .into_iter()
+            .chain(scope)
+            .chain(session)
+            .chain(ratelimit)
+            .collect();
         for id in &conform_ids {
             if results.iter().any(|r| r.id.as_str() == *id) {
                 continue;

@@ -150,10 +150,10 @@ pub async fn verify_reference(fixtures: &Path, plan: Arc<Plan>) -> Result<Verify
 pub fn options() -> FixtureOptions {
     FixtureOptions {
         edges: Some(2),
-        window_s: Some(3),
+        window_s: Some(5),
         limit_anonymous: Some(5),
-        limit_free: Some(8),
-        limit_pro: Some(12),
+        limit_free: Some(20),
+        limit_pro: Some(30),
         revocation_lag_ms: Some(300),
         faults: Vec::new(),
     }
@@ -206,8 +206,8 @@ pub fn target_for(info: &FixtureInfo, max_session_age_s: u64) -> Result<Target, 
         accounts,
         service_key: Some(info.service_key.clone()),
         budget: Budget {
-            max_requests: 2000,
-            max_rps: 200,
+            max_requests: 3000,
+            max_rps: 500,
         },
         paths: Paths::default(),
         verify: None,

@@ -74,6 +74,10 @@ pub struct PlannedCheck {
     pub help: String,
     #[serde(default)]
     pub inseparable_from: Vec<CheckId>,
+    /// Checks whose violation leaves this one nothing to observe: under
+    /// them it reports `error`, not a verdict.
+    #[serde(default)]
+    pub cannot_observe_under: Vec<CheckId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,7 +155,12 @@ impl Plan {
             }
         }
         for check in &file.check {
-            if let Some(other) = check.inseparable_from.iter().find(|o| !seen.contains(*o)) {
+            if let Some(other) = check
+                .inseparable_from
+                .iter()
+                .chain(&check.cannot_observe_under)
+                .find(|o| !seen.contains(*o))
+            {
                 return Err(invalid(format!(
                     "check `{}` is inseparable from unknown check `{other}`",
                     check.id

@@ -3,6 +3,7 @@
 
 pub mod cookie;
 mod identity;
+pub mod ratelimit;
 pub mod scope;
 pub mod session;
 pub mod verify;

@@ -1,0 +1,1064 @@
+//! The ratelimit suite: exact per-tier limits in one fixed window, admin not
+//! throttled, well-formed 429s, tiers never taken from the client, the
+//! anonymous bucket not keyed on client headers, one bucket per identity,
+//! and buckets that reset.
+//!
+//! Windows do not start when the harness does: each bucket is first spent
+//! until refused, the harness waits for the reset (`Retry-After`, then
+//! polling), and the request allowed after it starts the counted window.
+//! Probes that need an exhausted bucket (claimed tiers, spoofed addresses,
+//! the other user) are bracketed: the plain request after each probe must
+//! still be refused, or the window turned over during the probe and the
+//! probe is repeated after the next exhaustion.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock, watch};
+
+use super::{Ctx, Finding, Unobservable, sign_in};
+use crate::model::{CheckResult, Evidence, Exchange, Timeline, TimelinePoint};
+use crate::probe::{Jar, Observed, Req};
+
+pub const IDS: [&str; 9] = [
+    "ratelimit.anonymous",
+    "ratelimit.free",
+    "ratelimit.pro",
+    "ratelimit.admin-unlimited",
+    "ratelimit.retry-after",
+    "ratelimit.tier-not-from-client",
+    "ratelimit.key-not-spoofable",
+    "ratelimit.per-identity",
+    "ratelimit.window-resets",
+];
+
+/// The rate-limit buckets a run spends: the anonymous bucket of this
+/// machine's address, and one per account.
+pub const BUCKETS: [&str; 5] = ["anonymous", "free", "free2", "pro", "admin"];
+
+/// Locks over the buckets. Checks that spend a few requests of a bucket
+/// hold it shared; the ratelimit suite holds each bucket it measures
+/// exclusively, so no check starves another or sees a bucket another one
+/// exhausted.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    locks: Arc<std::collections::BTreeMap<&'static str, Arc<RwLock<()>>>>,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets {
+            locks: Arc::new(
+                BUCKETS
+                    .iter()
+                    .map(|b| (*b, Arc::new(RwLock::new(()))))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Held while a check spends a bucket.
+pub type Lease = Vec<tokio::sync::OwnedRwLockReadGuard<()>>;
+
+impl Buckets {
+    fn lock(&self, bucket: &str) -> Arc<RwLock<()>> {
+        self.locks
+            .get(bucket)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(RwLock::new(())))
+    }
+
+    /// A shared lease: taken before the exclusive ones are asked for, it
+    /// makes the ratelimit suite wait until the holder is done.
+    pub fn try_share(&self, buckets: &[&str]) -> Lease {
+        buckets
+            .iter()
+            .filter_map(|b| self.lock(b).try_read_owned().ok())
+            .collect()
+    }
+
+    async fn exclusive(&self, buckets: &[&str]) -> Vec<OwnedRwLockWriteGuard<()>> {
+        let mut guards = Vec::new();
+        for b in buckets {
+            guards.push(self.lock(b).write_owned().await);
+        }
+        guards
+    }
+}
+
+/// Requests of one burst in flight at once.
+const IN_FLIGHT: usize = 8;
+
+/// Claims of a higher tier a client can make.
+fn tier_claims() -> Vec<(&'static str, &'static str, String)> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt = format!(
+        "{}.{}.",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        b64.encode(br#"{"sub":"flareproof","tier":"admin"}"#)
+    );
+    vec![
+        (
+            "an X-User-Tier: admin header",
+            "x-user-tier",
+            "admin".to_owned(),
+        ),
+        (
+            "an X-User-Tier: pro header",
+            "x-user-tier",
+            "pro".to_owned(),
+        ),
+        (
+            "an unsigned JWT with tier admin",
+            "authorization",
+            format!("Bearer {jwt}"),
+        ),
+    ]
+}
+
+/// Client headers that must not choose the anonymous bucket.
+fn spoofed_addresses() -> Vec<(&'static str, &'static str, String)> {
+    vec![
+        (
+            "X-Forwarded-For: 198.51.100.7",
+            "x-forwarded-for",
+            "198.51.100.7".to_owned(),
+        ),
+        (
+            "X-Forwarded-For: 203.0.113.9",
+            "x-forwarded-for",
+            "203.0.113.9".to_owned(),
+        ),
+        (
+            "X-Real-IP: 198.51.100.23",
+            "x-real-ip",
+            "198.51.100.23".to_owned(),
+        ),
+        (
+            "True-Client-IP: 203.0.113.41",
+            "true-client-ip",
+            "203.0.113.41".to_owned(),
+        ),
+    ]
+}
+
+/// Who spends a bucket.
+#[derive(Clone)]
+struct Caller {
+    bucket: &'static str,
+    jar: Option<Jar>,
+}
+
+/// One metered request and what it answered.
+#[derive(Debug, Clone)]
+struct Hit {
+    status: u16,
+    sent: Instant,
+    /// Milliseconds since the run started when it was sent.
+    at_ms: u64,
+    observed: Observed,
+}
+
+impl Hit {
+    fn allowed(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    fn refused(&self) -> bool {
+        self.status == 429
+    }
+    /// `Retry-After` as delay-seconds, when it is one.
+    fn retry_after_s(&self) -> Option<u64> {
+        self.observed.header("retry-after")?.trim().parse().ok()
+    }
+}
+
+/// Everything one bucket's run recorded.
+#[derive(Default)]
+struct BucketRun {
+    points: Vec<TimelinePoint>,
+    hits: Vec<Hit>,
+}
+
+impl BucketRun {
+    fn record(&mut self, hit: &Hit) {
+        self.points.push(TimelinePoint {
+            at_ms: hit.at_ms,
+            status: hit.status,
+        });
+        self.hits.push(hit.clone());
+    }
+
+    fn refusals(&self) -> impl Iterator<Item = &Hit> {
+        self.hits.iter().filter(|h| h.refused())
+    }
+}
+
+struct Suite<'a> {
+    ctx: &'a Ctx,
+    window: Duration,
+    tolerance: u64,
+}
+
+impl Suite<'_> {
+    /// One metered request (`GET` the ping path) as `caller`, with extra
+    /// headers; anything but 2xx or 429 means we cannot tell.
+    async fn hit(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        extra: &[(&str, String)],
+        label: &str,
+    ) -> Result<Hit, Unobservable> {
+        let hit = self.send(caller, extra, label).await?;
+        run.record(&hit);
+        Ok(hit)
+    }
+
+    /// One metered request, not yet recorded.
+    async fn send(
+        &self,
+        caller: &Caller,
+        extra: &[(&str, String)],
+        label: &str,
+    ) -> Result<Hit, Unobservable> {
+        let mut req = Req::get(
+            self.ctx.url(&self.ctx.target.paths.ping),
+            format!("{}: {label}", caller.bucket),
+        );
+        if let Some(jar) = &caller.jar {
+            req = req.jar(jar);
+        }
+        for (name, value) in extra {
+            req = req.header(name, value.clone());
+        }
+        let sent = Instant::now();
+        let at_ms = self.ctx.probe.now_ms();
+        let observed = self.ctx.probe.send(req).await?;
+        if !(200..300).contains(&observed.status) && observed.status != 429 {
+            return Err(Unobservable {
+                reason: format!(
+                    "a metered request as {} answered {} (expected 2xx or 429)",
+                    caller.bucket, observed.status
+                ),
+                exchanges: vec![observed.exchange],
+            });
+        }
+        Ok(Hit {
+            status: observed.status,
+            sent,
+            at_ms,
+            observed,
+        })
+    }
+
+    /// `n` requests with up to [`IN_FLIGHT`] at once (the rate cap still
+    /// spaces them): a burst's length is then set by the cap, not by the
+    /// target's latency. Returned in the order they were sent.
+    async fn burst(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        n: u64,
+        label: &str,
+    ) -> Result<Vec<Hit>, Unobservable> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let mut hits: Vec<Hit> = stream::iter(0..n)
+            .map(|i| async move { self.send(caller, &[], &format!("{label} #{}", i + 1)).await })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        hits.sort_by_key(|h| h.sent);
+        for hit in &hits {
+            run.record(hit);
+        }
+        Ok(hits)
+    }
+
+    /// Spends until the first 429; `None` when `cap` requests were all allowed.
+    async fn exhaust(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        cap: u64,
+    ) -> Result<Option<Hit>, Unobservable> {
+        for i in 0..cap {
+            let hit = self
+                .hit(run, caller, &[], &format!("spend #{}", i + 1))
+                .await?;
+            if hit.refused() {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits out the window of `refused` and returns the first allowed
+    /// request after it, or `None` when none came within a window and a bit.
+    async fn await_reset(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        refused: &Hit,
+    ) -> Result<Option<Hit>, Unobservable> {
+        let give_up = refused.sent + self.window + Duration::from_secs(2);
+        let poll = (self.window / 30).max(Duration::from_millis(100));
+        let first_try = match refused.retry_after_s() {
+            Some(s) => refused.sent + Duration::from_secs(s).min(self.window),
+            None => refused.sent + poll,
+        };
+        tokio::time::sleep_until(first_try.into()).await;
+        loop {
+            let hit = self.hit(run, caller, &[], "after the window").await?;
+            if hit.allowed() {
+                return Ok(Some(hit));
+            }
+            if Instant::now() + poll > give_up {
+                return Ok(None);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Counts the allowed requests of the window `first` (allowed, #1)
+    /// opened: `limit + tolerance + 1` more requests, so that a correct
+    /// target refuses at least one.
+    async fn count(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        first: &Hit,
+        limit: u64,
+    ) -> Result<Count, Unobservable> {
+        let hits = self
+            .burst(run, caller, limit + self.tolerance + 1, "count")
+            .await?;
+        let allowed = 1 + hits.iter().filter(|h| h.allowed()).count() as u64;
+        let span = hits
+            .last()
+            .map_or(Duration::ZERO, |h| h.sent.duration_since(first.sent));
+        Ok(Count {
+            allowed,
+            span,
+            refusal: hits.into_iter().find(Hit::refused),
+        })
+    }
+
+    /// Sends `probe` headers while the bucket is exhausted, then a plain
+    /// request that must still be refused for the probe to count.
+    async fn bracketed(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        probe_caller: &Caller,
+        header: (&str, String),
+        what: &str,
+    ) -> Result<Bracket, Unobservable> {
+        let probe = self
+            .hit(
+                run,
+                probe_caller,
+                &[header],
+                &format!("while exhausted, with {what}"),
+            )
+            .await?;
+        let control = self
+            .hit(run, caller, &[], &format!("control after {what}"))
+            .await?;
+        Ok(if !control.refused() {
+            Bracket::Inconclusive
+        } else if probe.allowed() {
+            Bracket::Allowed(Box::new((
+                probe.observed.exchange,
+                control.observed.exchange,
+            )))
+        } else {
+            Bracket::Refused(Box::new(probe.observed.exchange))
+        })
+    }
+
+    fn margin(&self) -> Duration {
+        (self.window / 20).max(Duration::from_millis(200))
+    }
+}
+
+struct Count {
+    allowed: u64,
+    span: Duration,
+    refusal: Option<Hit>,
+}
+
+enum Bracket {
+    Refused(Box<Exchange>),
+    Allowed(Box<(Exchange, Exchange)>),
+    Inconclusive,
+}
+
+/// What the probes of one exhausted bucket found, per check id.
+#[derive(Default)]
+struct Probes {
+    done: bool,
+    problems: Vec<String>,
+    evidence: Vec<Exchange>,
+}
+
+pub async fn run(ctx: &Ctx, selected: &[&str], buckets: &Buckets) -> Vec<CheckResult> {
+    let started = Instant::now();
+    let findings = observe(ctx, selected, buckets).await;
+    let ms = started.elapsed().as_millis() as u64;
+    selected
+        .iter()
+        .map(|id| {
+            let finding = findings
+                .iter()
+                .find(|(done, _)| done == id)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_else(|| Finding::error("the check did not run"));
+            ctx.conclude(id, finding, ms)
+        })
+        .collect()
+}
+
+type ResetSeen = Result<(Exchange, Exchange), (String, Exchange, Option<Exchange>)>;
+
+/// What a tier's measurement gave the checks.
+struct TierOutcome {
+    tier: &'static str,
+    run: BucketRun,
+    limit: Option<u64>,
+    /// The count check's finding.
+    count: Finding,
+    /// Whether the exhausted bucket was allowed again after the window: the
+    /// refusal and the allowed request, or why not with the refusal and the
+    /// last request.
+    reset: Option<ResetSeen>,
+    claims: Probes,
+    spoofing: Probes,
+    per_identity: Probes,
+    other_runs: Vec<BucketRun>,
+}
+
+async fn observe(ctx: &Ctx, selected: &[&str], buckets: &Buckets) -> Vec<(&'static str, Finding)> {
+    let suite = Suite {
+        ctx,
+        window: Duration::from_secs(ctx.target.profile.window_s),
+        tolerance: ctx.plan.params.ratelimit_tolerance,
+    };
+    let limits = &ctx.target.profile.limits;
+    let wants = |id: &str| selected.contains(&id);
+    // The admin burst starts at the first reset any bucket shows, so that it
+    // lies inside one window wherever windows are aligned.
+    let (aligned_tx, aligned_rx) = watch::channel(false);
+    let tiers = [
+        ("anonymous", limits.anonymous.count(), "ratelimit.anonymous"),
+        ("free", limits.free.count(), "ratelimit.free"),
+        ("pro", limits.pro.count(), "ratelimit.pro"),
+    ];
+    let needs_tier = |tier: &str, id: &str| {
+        wants(id)
+            || wants("ratelimit.retry-after")
+            || wants("ratelimit.window-resets")
+            || (tier == "free"
+                && (wants("ratelimit.tier-not-from-client") || wants("ratelimit.per-identity")))
+            || (tier == "anonymous"
+                && (wants("ratelimit.tier-not-from-client")
+                    || wants("ratelimit.key-not-spoofable")))
+    };
+    let measured: Vec<_> = tiers
+        .iter()
+        .filter(|(tier, _, id)| needs_tier(tier, id))
+        .map(|&(tier, limit, _)| measure_tier(&suite, buckets, tier, limit, &aligned_tx))
+        .collect();
+    let any_measured = !measured.is_empty();
+    let admin = async {
+        if !wants("ratelimit.admin-unlimited") {
+            return None;
+        }
+        if any_measured {
+            let mut rx = aligned_rx.clone();
+            let give_up = Instant::now() + suite.window * 2 + Duration::from_secs(3);
+            let _ = tokio::time::timeout_at(give_up.into(), rx.wait_for(|aligned| *aligned)).await;
+        }
+        Some(admin_burst(&suite, buckets).await)
+    };
+    let (outcomes, admin) = tokio::join!(futures_util::future::join_all(measured), admin);
+    drop(aligned_tx);
+
+    let mut findings: Vec<(&'static str, Finding)> = Vec::new();
+    let mut outcomes_ok = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(o) => outcomes_ok.push(o),
+            Err(u) => {
+                let (tier, _, id) = tiers
+                    .iter()
+                    .filter(|(t, _, id)| needs_tier(t, id))
+                    .nth(i)
+                    .copied()
+                    .expect("a tier per outcome");
+                findings.push((id, u.finding()));
+                let _ = tier;
+            }
+        }
+    }
+    for o in &outcomes_ok {
+        let id = tiers
+            .iter()
+            .find(|(t, _, _)| *t == o.tier)
+            .expect("known tier")
+            .2;
+        if wants(id) {
+            findings.push((id, o.count.clone()));
+        }
+    }
+    if let Some(admin) = admin {
+        findings.push((
+            "ratelimit.admin-unlimited",
+            admin.unwrap_or_else(|u| u.finding()),
+        ));
+    }
+    let tier = |name: &str| outcomes_ok.iter().find(|o| o.tier == name);
+    let timelines = |o: &TierOutcome| -> Vec<Evidence> {
+        std::iter::once(timeline(o.tier, o.limit, suite.window, &o.run))
+            .chain(
+                o.other_runs
+                    .iter()
+                    .map(|r| timeline("free2", o.limit, suite.window, r)),
+            )
+            .collect()
+    };
+    if wants("ratelimit.retry-after") {
+        findings.push((
+            "ratelimit.retry-after",
+            retry_after_finding(&suite, &outcomes_ok),
+        ));
+    }
+    if wants("ratelimit.window-resets") {
+        let observed: Vec<&TierOutcome> =
+            outcomes_ok.iter().filter(|o| o.reset.is_some()).collect();
+        let broken: Vec<String> = observed
+            .iter()
+            .filter_map(|o| match &o.reset {
+                Some(Err((why, _, _))) => Some(format!("{}: {why}", o.tier)),
+                _ => None,
+            })
+            .collect();
+        let finding = if observed.is_empty() {
+            Finding::error("no bucket was ever exhausted, so no reset could be observed")
+        } else if broken.is_empty() {
+            let tiers: Vec<&str> = observed.iter().map(|o| o.tier).collect();
+            Finding::pass(format!(
+                "the exhausted buckets ({}) were allowed again after the window",
+                tiers.join(", ")
+            ))
+        } else {
+            Finding::fail(format!(
+                "an exhausted bucket was not allowed again within the window and 2 s: {}",
+                broken.join("; ")
+            ))
+        };
+        let mut finding = finding;
+        for o in &observed {
+            match &o.reset {
+                Some(Ok((refused, allowed))) => {
+                    finding = finding.with_exchange(refused).with_exchange(allowed);
+                }
+                Some(Err((_, refused, last))) => {
+                    finding = finding.with_exchange(refused).with_exchanges(last);
+                    finding = finding.with(timeline(o.tier, o.limit, suite.window, &o.run));
+                }
+                None => {}
+            }
+        }
+        findings.push(("ratelimit.window-resets", finding));
+    }
+    let probe_finding = |probes: Option<&Probes>, pass: &str, evidence: Vec<Evidence>| -> Finding {
+        let Some(p) = probes else {
+            return Finding::error("the bucket this check needs could not be measured");
+        };
+        let finding = if !p.done {
+            Finding::error(
+                "the bucket was never seen exhausted long enough to probe it (the window turned over during every attempt, or it was never refused)",
+            )
+        } else if p.problems.is_empty() {
+            Finding::pass(pass)
+        } else {
+            Finding::fail(p.problems.join("; "))
+        };
+        let mut finding = finding.with_exchanges(&p.evidence);
+        finding.evidence.extend(evidence);
+        finding
+    };
+    if wants("ratelimit.tier-not-from-client") {
+        let merged = merge_probes([
+            tier("free").map(|o| &o.claims),
+            tier("anonymous").map(|o| &o.claims),
+        ]);
+        findings.push((
+            "ratelimit.tier-not-from-client",
+            probe_finding(merged.as_ref(), "with the bucket exhausted, no claimed tier (header, unsigned JWT) earned another request", Vec::new()),
+        ));
+    }
+    if wants("ratelimit.key-not-spoofable") {
+        let o = tier("anonymous");
+        findings.push((
+            "ratelimit.key-not-spoofable",
+            probe_finding(o.map(|o| &o.spoofing), "with the anonymous bucket exhausted, spoofed client-address headers earned no request", o.map(timelines).unwrap_or_default()),
+        ));
+    }
+    if wants("ratelimit.per-identity") {
+        let o = tier("free");
+        findings.push((
+            "ratelimit.per-identity",
+            probe_finding(
+                o.map(|o| &o.per_identity),
+                "with free's bucket exhausted, free2 was still allowed",
+                o.map(timelines).unwrap_or_default(),
+            ),
+        ));
+    }
+    findings
+}
+
+fn merge_probes(all: [Option<&Probes>; 2]) -> Option<Probes> {
+    let present: Vec<&Probes> = all.into_iter().flatten().collect();
+    if present.is_empty() {
+        return None;
+    }
+    Some(Probes {
+        done: present.iter().all(|p| p.done),
+        problems: present.iter().flat_map(|p| p.problems.clone()).collect(),
+        evidence: present.iter().flat_map(|p| p.evidence.clone()).collect(),
+    })
+}
+
+fn timeline(bucket: &str, limit: Option<u64>, window: Duration, run: &BucketRun) -> Evidence {
+    Evidence::Timeline(Timeline {
+        bucket: bucket.to_owned(),
+        limit,
+        window_s: window.as_secs(),
+        points: run.points.clone(),
+    })
+}
+
+async fn caller(ctx: &Ctx, bucket: &'static str) -> Result<Caller, Unobservable> {
+    if bucket == "anonymous" {
+        return Ok(Caller { bucket, jar: None });
+    }
+    let (identity, _) = sign_in(ctx, bucket, Jar::new()).await?;
+    Ok(Caller {
+        bucket,
+        jar: Some(identity.session_jar()),
+    })
+}
+
+/// Exhaust, probe, wait for the reset, count a whole window, probe again if
+/// the first probes were inconclusive.
+async fn measure_tier(
+    suite: &Suite<'_>,
+    buckets: &Buckets,
+    tier: &'static str,
+    limit: Option<u64>,
+    aligned: &watch::Sender<bool>,
+) -> Result<TierOutcome, Unobservable> {
+    let ctx = suite.ctx;
+    let mut lease_names = vec![tier];
+    if tier == "free" {
+        lease_names.push("free2");
+    }
+    let _lease = buckets.exclusive(&lease_names).await;
+    let me = caller(ctx, tier).await?;
+    let other = if tier == "free" {
+        Some(caller(ctx, "free2").await?)
+    } else {
+        None
+    };
+    let mut run = BucketRun::default();
+    let mut other_run = BucketRun::default();
+    let mut outcome = TierOutcome {
+        tier,
+        run: BucketRun::default(),
+        limit,
+        count: Finding::error("not measured"),
+        reset: None,
+        claims: Probes::default(),
+        spoofing: Probes::default(),
+        per_identity: Probes::default(),
+        other_runs: Vec::new(),
+    };
+    let Some(limit_n) = limit else {
+        outcome.count = Finding::skip(format!("the config declares the {tier} tier unlimited"));
+        return Ok(outcome);
+    };
+    let cap = limit_n * 2 + 10;
+    let exhaust_started = Instant::now();
+    let Some(refused) = suite.exhaust(&mut run, &me, cap).await? else {
+        let span = exhaust_started.elapsed();
+        outcome.count = if span < suite.window {
+            Finding::fail(format!(
+                "{cap} requests within {} ms were all allowed; the {tier} limit is {limit_n} per {} s",
+                span.as_millis(),
+                suite.window.as_secs()
+            ))
+        } else {
+            Finding::error(format!(
+                "{cap} requests were all allowed, but they took {} ms, longer than a window",
+                span.as_millis()
+            ))
+        };
+        outcome.count = outcome
+            .count
+            .with(timeline(tier, limit, suite.window, &run));
+        outcome.run = run;
+        return Ok(outcome);
+    };
+    probe_exhausted(
+        suite,
+        &mut run,
+        &mut other_run,
+        &me,
+        other.as_ref(),
+        &mut outcome,
+    )
+    .await?;
+    // The window may have turned over during the probes, and the probes
+    // spent the new one: spend it again, so that the request allowed after
+    // the next reset is the first of its window.
+    let refused = suite.exhaust(&mut run, &me, cap).await?.unwrap_or(refused);
+    let reset = suite.await_reset(&mut run, &me, &refused).await?;
+    let Some(first) = reset else {
+        let last = run.hits.last().map(|h| h.observed.exchange.clone());
+        outcome.reset = Some(Err((
+            format!(
+                "still refused {} s after the 429",
+                (suite.window + Duration::from_secs(2)).as_secs()
+            ),
+            refused.observed.exchange.clone(),
+            last,
+        )));
+        outcome.count =
+            Finding::error("the bucket never reset, so a whole window could not be counted")
+                .with_exchange(&refused.observed.exchange)
+                .with(timeline(tier, limit, suite.window, &run));
+        outcome.run = run;
+        return Ok(outcome);
+    };
+    let _ = aligned.send(true);
+    outcome.reset = Some(Ok((
+        refused.observed.exchange.clone(),
+        first.observed.exchange.clone(),
+    )));
+    let count = suite.count(&mut run, &me, &first, limit_n).await?;
+    let tolerance = suite.tolerance;
+    let within = count.span + suite.margin() < suite.window;
+    let mut finding = if !within {
+        Finding::error(format!(
+            "counting took {} ms, too close to the {} s window to be sure it stayed inside one",
+            count.span.as_millis(),
+            suite.window.as_secs()
+        ))
+    } else if count.refusal.is_none() {
+        Finding::fail(format!(
+            "{} requests in one window were all allowed; the {tier} limit is {limit_n}",
+            count.allowed
+        ))
+    } else if count.allowed.abs_diff(limit_n) <= tolerance {
+        Finding::pass(format!(
+            "exactly {} requests allowed in one window (limit {limit_n}, tolerance {tolerance})",
+            count.allowed
+        ))
+    } else {
+        Finding::fail(format!(
+            "{} requests allowed in one window; the {tier} limit is {limit_n} (tolerance {tolerance})",
+            count.allowed
+        ))
+    };
+    finding = finding.with_exchange(&first.observed.exchange);
+    if let Some(refusal) = &count.refusal {
+        finding = finding.with_exchange(&refusal.observed.exchange);
+    }
+    outcome.count = finding.with(timeline(tier, limit, suite.window, &run));
+    if count.refusal.is_some() && needs_probing(&outcome) {
+        probe_exhausted(
+            suite,
+            &mut run,
+            &mut other_run,
+            &me,
+            other.as_ref(),
+            &mut outcome,
+        )
+        .await?;
+    }
+    outcome.run = run;
+    if other.is_some() {
+        outcome.other_runs.push(other_run);
+    }
+    Ok(outcome)
+}
+
+fn needs_probing(o: &TierOutcome) -> bool {
+    match o.tier {
+        "anonymous" => !o.claims.done || !o.spoofing.done,
+        "free" => !o.claims.done || !o.per_identity.done,
+        _ => false,
+    }
+}
+
+/// The probes an exhausted bucket allows, each bracketed by a plain
+/// request that must still be refused.
+async fn probe_exhausted(
+    suite: &Suite<'_>,
+    run: &mut BucketRun,
+    other_run: &mut BucketRun,
+    me: &Caller,
+    other: Option<&Caller>,
+    outcome: &mut TierOutcome,
+) -> Result<(), Unobservable> {
+    if matches!(me.bucket, "anonymous" | "free") && !outcome.claims.done {
+        let mut p = Probes {
+            done: true,
+            ..Probes::default()
+        };
+        for (what, name, value) in tier_claims() {
+            match suite.bracketed(run, me, me, (name, value), what).await? {
+                Bracket::Inconclusive => p.done = false,
+                Bracket::Refused(e) if p.evidence.len() < 4 => p.evidence.push(*e),
+                Bracket::Refused(_) => {}
+                Bracket::Allowed(pair) => {
+                    let (e, c) = *pair;
+                    p.problems.push(format!(
+                        "{}: an exhausted bucket allowed a request with {what}",
+                        me.bucket
+                    ));
+                    p.evidence.extend([e, c]);
+                }
+            }
+        }
+        if p.done {
+            outcome.claims = p;
+        }
+    }
+    if me.bucket == "anonymous" && !outcome.spoofing.done {
+        let mut p = Probes {
+            done: true,
+            ..Probes::default()
+        };
+        for (what, name, value) in spoofed_addresses() {
+            match suite.bracketed(run, me, me, (name, value), what).await? {
+                Bracket::Inconclusive => p.done = false,
+                Bracket::Refused(e) if p.evidence.len() < 4 => p.evidence.push(*e),
+                Bracket::Refused(_) => {}
+                Bracket::Allowed(pair) => {
+                    let (e, c) = *pair;
+                    p.problems.push(format!(
+                        "the exhausted anonymous bucket allowed a request with {what}"
+                    ));
+                    p.evidence.extend([e, c]);
+                }
+            }
+        }
+        if p.done {
+            outcome.spoofing = p;
+        }
+    }
+    if let Some(other) = other
+        && !outcome.per_identity.done
+    {
+        let probe = suite
+            .hit(other_run, other, &[], "free2 while free is exhausted")
+            .await?;
+        let control = suite
+            .hit(run, me, &[], "control: free still exhausted")
+            .await?;
+        if control.refused() {
+            let mut p = Probes {
+                done: true,
+                ..Probes::default()
+            };
+            if !probe.allowed() {
+                p.problems.push(format!(
+                    "free2 was refused ({}) while only free had spent its bucket",
+                    probe.status
+                ));
+            }
+            p.evidence
+                .extend([probe.observed.exchange, control.observed.exchange]);
+            outcome.per_identity = p;
+        }
+    }
+    Ok(())
+}
+
+/// Admin sends `admin_factor` x the pro limit inside one window: no 429.
+async fn admin_burst(suite: &Suite<'_>, buckets: &Buckets) -> Result<Finding, Unobservable> {
+    let ctx = suite.ctx;
+    let _lease = buckets.exclusive(&["admin"]).await;
+    let me = caller(ctx, "admin").await?;
+    let base = ctx.target.profile.limits.pro.count().unwrap_or(300);
+    let n = base * ctx.plan.params.admin_factor;
+    let mut run = BucketRun::default();
+    let started = Instant::now();
+    let hits = suite.burst(&mut run, &me, n, "admin").await?;
+    let refused = hits
+        .iter()
+        .enumerate()
+        .find(|(_, h)| h.refused())
+        .map(|(i, h)| (i + 1, h.clone()));
+    let span = started.elapsed();
+    let finding = match refused {
+        Some((i, hit)) => Finding::fail(format!("admin was refused at request {i} of {n}"))
+            .with_exchange(&hit.observed.exchange),
+        None if span + suite.margin() < suite.window => Finding::pass(format!(
+            "{n} requests in {} ms, none refused",
+            span.as_millis()
+        )),
+        None => Finding::error(format!(
+            "{n} requests took {} ms, longer than the {} s window, so they prove nothing (raise budget.max_rps)",
+            span.as_millis(),
+            suite.window.as_secs()
+        )),
+    };
+    Ok(finding.with(timeline("admin", None, suite.window, &run)))
+}
+
+fn retry_after_finding(suite: &Suite<'_>, outcomes: &[TierOutcome]) -> Finding {
+    let window_s = suite.window.as_secs();
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    let mut shown: Vec<&Exchange> = Vec::new();
+    for o in outcomes {
+        for hit in o
+            .run
+            .refusals()
+            .chain(o.other_runs.iter().flat_map(|r| r.refusals()))
+        {
+            seen += 1;
+            let mut bad = Vec::new();
+            match hit.observed.header("retry-after") {
+                None => bad.push("no Retry-After".to_owned()),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(s) if s <= window_s + 1 => {}
+                    Ok(s) => bad.push(format!("Retry-After: {s} exceeds the {window_s} s window")),
+                    Err(_) => bad.push(format!("Retry-After: {v:?} is not delay-seconds")),
+                },
+            }
+            for (name, kind) in [
+                ("ratelimit-policy", FieldKind::Policy),
+                ("ratelimit", FieldKind::Limit),
+            ] {
+                for value in hit.observed.header_values(name) {
+                    if let Err(why) = check_ratelimit_field(value, kind) {
+                        bad.push(format!("{name}: {value:?} {why}"));
+                    }
+                }
+            }
+            if !bad.is_empty() {
+                if shown.len() < 3 {
+                    shown.push(&hit.observed.exchange);
+                }
+                problems.push(format!("{} 429: {}", o.tier, bad.join(", ")));
+            }
+        }
+    }
+    problems.dedup();
+    if seen == 0 {
+        return Finding::error("no 429 was observed, so its headers could not be judged");
+    }
+    let finding = if problems.is_empty() {
+        Finding::pass(format!(
+            "all {seen} 429 answers carried a valid Retry-After and well-formed RateLimit fields"
+        ))
+    } else {
+        Finding::fail(problems.into_iter().take(5).collect::<Vec<_>>().join("; "))
+    };
+    if shown.is_empty()
+        && let Some(first) = outcomes.iter().flat_map(|o| o.run.refusals()).next()
+    {
+        shown.push(&first.observed.exchange);
+    }
+    finding.with_exchanges(shown)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FieldKind {
+    /// `RateLimit-Policy`: items with `q` (required) and `w`.
+    Policy,
+    /// `RateLimit`: items with `r` (required) and `t`.
+    Limit,
+}
+
+/// Checks a `RateLimit` / `RateLimit-Policy` value against the structured
+/// field syntax of draft-ietf-httpapi-ratelimit-headers: a list of items
+/// (string or token), each with integer parameters.
+fn check_ratelimit_field(value: &str, kind: FieldKind) -> Result<(), String> {
+    let (required, optional) = match kind {
+        FieldKind::Policy => ("q", "w"),
+        FieldKind::Limit => ("r", "t"),
+    };
+    for member in value.split(',') {
+        let member = member.trim();
+        let mut parts = member.split(';');
+        let item = parts.next().unwrap_or("").trim();
+        let bare_item_ok = (item.len() >= 2
+            && item.starts_with('"')
+            && item.ends_with('"')
+            && !item[1..item.len() - 1].contains('"'))
+            || (!item.is_empty()
+                && item
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '*')
+                && item
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~:/".contains(c)));
+        if !bare_item_ok {
+            return Err(format!(
+                "has an item `{item}` that is neither a string nor a token"
+            ));
+        }
+        let mut has_required = false;
+        for param in parts {
+            let (key, val) = param.trim().split_once('=').unwrap_or((param.trim(), "?1"));
+            let key = key.trim();
+            if key == required || key == optional {
+                if val.trim().parse::<u64>().is_err() {
+                    return Err(format!("has `{key}={val}`, not a non-negative integer"));
+                }
+                if key == "w" && val.trim() == "0" {
+                    return Err("has `w=0`".to_owned());
+                }
+                has_required |= key == required;
+            } else if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-.*".contains(c))
+            {
+                return Err(format!("has a malformed parameter `{key}`"));
+            }
+        }
+        if !has_required {
+            return Err(format!("has an item without `{required}`"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratelimit_fields_follow_the_draft_syntax() {
+        assert!(check_ratelimit_field(r#""free";q=60;w=60"#, FieldKind::Policy).is_ok());
+        assert!(check_ratelimit_field(r#""free";r=0;t=12"#, FieldKind::Limit).is_ok());
+        assert!(
+            check_ratelimit_field(r#"default;q=10, "burst";q=100;w=1"#, FieldKind::Policy).is_ok()
+        );
+        assert!(check_ratelimit_field("60", FieldKind::Policy).is_err());
+        assert!(check_ratelimit_field(r#""free";q=-1"#, FieldKind::Policy).is_err());
+        assert!(check_ratelimit_field(r#""free";w=60"#, FieldKind::Policy).is_err());
+        assert!(check_ratelimit_field(r#""free";q=1;w=0"#, FieldKind::Policy).is_err());
+        assert!(check_ratelimit_field(r#""free";r=soon"#, FieldKind::Limit).is_err());
+    }
+}
