@@ -153,7 +153,7 @@ pub fn options() -> FixtureOptions {
         window_s: Some(5),
         limit_anonymous: Some(5),
         limit_free: Some(20),
-        limit_pro: Some(30),
+        limit_pro: Some(15),
         revocation_lag_ms: Some(300),
         faults: Vec::new(),
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use cookie::SameSite;
 use serde_json::json;
 
-use super::identity::{session_cookie, unprefixed};
+use super::identity::{Seen, accepted_at, session_cookie, unprefixed};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in, sign_out};
 use crate::model::{CheckResult, Exchange};
 use crate::probe::{Jar, Observed, Req, SetCookie};
@@ -184,27 +184,120 @@ fn max_age_problem(c: &SetCookie, bound_s: u64) -> Option<String> {
     }
 }
 
-/// Signs in again presenting the current session: the answer must set a
-/// new session token, not adopt the one presented (session fixation).
+/// Signs in presenting a session cookie: the live token of the current
+/// session, then a forged value. Each answer must set a new session token,
+/// never the one presented (session fixation), and the forged value must
+/// stay refused.
 async fn rotation(
     ctx: &Ctx,
     first: &Identity,
 ) -> Result<(Finding, Option<Identity>), Unobservable> {
+    let live = sign_in_presenting(ctx, &first.session_jar(), "the current session").await?;
+    let mut problems = Vec::new();
+    let mut exchanges = vec![live.observed.exchange.clone()];
+    let rotated = match &live.new_token {
+        Some(token) if token != first.token() => {
+            let mut jar = first.jar.clone();
+            jar.apply(&live.set);
+            Some(Identity {
+                role: first.role.clone(),
+                jar,
+                cookie_name: live
+                    .cookie_name
+                    .clone()
+                    .unwrap_or_else(|| first.cookie_name.clone()),
+            })
+        }
+        Some(_) => {
+            problems
+                .push("sign-in answered with the very session token that was presented".to_owned());
+            None
+        }
+        None => {
+            problems.push("sign-in presenting a live session set no new session cookie: the presented token is kept".to_owned());
+            None
+        }
+    };
+
+    let forged_value = format!(
+        "{:016x}{:016x}.{:016x}{:016x}",
+        super::identity::random_u64(),
+        super::identity::random_u64(),
+        super::identity::random_u64(),
+        super::identity::random_u64()
+    );
+    let mut forged = Jar::new();
+    forged.insert(&first.cookie_name, &forged_value);
+    let planted = sign_in_presenting(ctx, &forged, "a forged session value").await?;
+    exchanges.push(planted.observed.exchange.clone());
+    match &planted.new_token {
+        Some(token) if *token == forged_value => {
+            problems.push("sign-in adopted a forged session value planted before it".to_owned())
+        }
+        Some(_) => {}
+        None => {
+            problems.push("sign-in presenting a forged value set no new session cookie".to_owned())
+        }
+    }
+    let (seen, replay) = accepted_at(
+        ctx,
+        &forged,
+        &ctx.target.base_url,
+        "replay the forged value",
+    )
+    .await?;
+    exchanges.push(replay);
+    if seen == Seen::Accepted {
+        problems.push("the forged session value is accepted after sign-in".to_owned());
+    }
+    if let Some(token) = planted.new_token.filter(|t| *t != forged_value) {
+        let mut jar = Jar::new();
+        jar.insert(&first.cookie_name, &token);
+        let extra = Identity {
+            role: first.role.clone(),
+            jar,
+            cookie_name: first.cookie_name.clone(),
+        };
+        // Leave no session of ours behind; what this answers decides nothing.
+        let _ = sign_out(ctx, &extra, &ctx.target.base_url).await;
+    }
+    let finding = if problems.is_empty() {
+        Finding::pass(
+            "sign-in minted a new token whether it was presented a live session or a forged value, and the forged value stayed refused",
+        )
+    } else {
+        Finding::fail(problems.join("; "))
+    };
+    Ok((finding.with_exchanges(&exchanges), rotated))
+}
+
+/// What a sign-in that carried a session cookie answered.
+struct Presented {
+    observed: Observed,
+    set: Vec<SetCookie>,
+    cookie_name: Option<String>,
+    new_token: Option<String>,
+}
+
+async fn sign_in_presenting(ctx: &Ctx, jar: &Jar, what: &str) -> Result<Presented, Unobservable> {
     let account = ctx
         .target
         .account("free")
         .ok_or_else(|| Unobservable::new("the config has no `accounts.free`"))?;
     let req = Req::post(
         ctx.url(&ctx.target.paths.sign_in),
-        "sign in as free again, presenting the current session",
+        format!("sign in as free, presenting {what}"),
     )
     .header("origin", ctx.target.origin.clone())
-    .jar(&first.session_jar())
+    .jar(jar)
     .json(&json!({ "email": account.email, "password": account.password.expose() }));
     let observed = ctx.probe.send(req).await?;
     if observed.status != 200 {
         return Err(Unobservable {
-            reason: format!("second sign-in answered {} (expected 200)", observed.status),
+            reason: format!(
+                "sign-in presenting {what} answered {} (expected 200)",
+                observed.status
+            ),
             exchanges: vec![observed.exchange],
         });
     }
@@ -212,34 +305,17 @@ async fn rotation(
         reason: e.to_string(),
         exchanges: vec![observed.exchange.clone()],
     })?;
-    let finding = match session_cookie(ctx, &set) {
-        None => (
-            Finding::fail(
-                "sign-in with a session already presented set no new session cookie: the presented token is kept",
-            ),
-            None,
-        ),
-        Some(c) if c.value() == first.token() => (
-            Finding::fail(
-                "sign-in answered with the very session token that was presented (session fixation)",
-            ),
-            None,
-        ),
-        Some(c) => {
-            let mut jar = first.jar.clone();
-            jar.apply(&set);
-            let rotated = Identity {
-                role: first.role.clone(),
-                jar,
-                cookie_name: c.name.clone(),
-            };
-            (
-                Finding::pass("sign-in issued a new session token instead of the one presented"),
-                Some(rotated),
-            )
-        }
+    let session = session_cookie(ctx, &set);
+    let (cookie_name, new_token) = match session {
+        Some(c) => (Some(c.name.clone()), Some(c.value().to_owned())),
+        None => (None, None),
     };
-    Ok((finding.0.with_exchange(&observed.exchange), finding.1))
+    Ok(Presented {
+        observed,
+        set,
+        cookie_name,
+        new_token,
+    })
 }
 
 /// Cookie-carrying POSTs with a foreign, a missing and a `null` Origin must be

@@ -160,3 +160,66 @@ pub async fn sign_out(
     .json(&json!({}));
     ctx.probe.send(req).await
 }
+
+/// What a presented session token got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Accepted,
+    Refused,
+}
+
+/// Presents `jar` to get-session at `vantage`: the session JSON means
+/// accepted; `null` (or 401/403) refused. Anything else means we cannot
+/// tell.
+pub async fn accepted_at(
+    ctx: &Ctx,
+    jar: &Jar,
+    vantage: &url::Url,
+    label: &str,
+) -> Result<(Seen, Exchange), Unobservable> {
+    let req = Req::get(super::join(vantage, &ctx.target.paths.get_session), label).jar(jar);
+    let observed = ctx.probe.send(req).await?;
+    let unclear = |reason: String| Unobservable {
+        reason,
+        exchanges: vec![observed.exchange.clone()],
+    };
+    let seen = match observed.status {
+        200 => match observed.json() {
+            Some(serde_json::Value::Null) => Seen::Refused,
+            Some(body)
+                if body.get("session").is_some_and(|s| !s.is_null())
+                    || body.get("user").is_some_and(|u| !u.is_null()) =>
+            {
+                Seen::Accepted
+            }
+            Some(body) if body.get("session").is_some_and(serde_json::Value::is_null) => {
+                Seen::Refused
+            }
+            _ => {
+                return Err(unclear(format!(
+                    "get-session at {vantage} answered 200 with neither a session nor null"
+                )));
+            }
+        },
+        401 | 403 => Seen::Refused,
+        other => {
+            return Err(unclear(format!(
+                "get-session at {vantage} answered {other}"
+            )));
+        }
+    };
+    Ok((seen, observed.exchange))
+}
+
+/// A random number for names, nonces and throwaway passwords (std's
+/// randomly keyed SipHash; no extra dependency).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}

@@ -2,17 +2,19 @@
 //!
 //! Each trial signs in, makes sure the token is accepted at every vantage,
 //! revokes it (sign-out, or revoke-sessions for every session of the user),
-//! then replays it at every vantage every `poll_interval_ms` until refused,
+//! then replays it at every vantage every `poll_interval_ms` (raised so that
+//! polling takes at most half of `budget.max_rps`) until refused,
 //! and keeps watching for `observe_after_refusal_ms` afterwards. The polling
 //! interval is the measurement's resolution and is reported with it.
 
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde_json::json;
 use url::Url;
 
-use super::{Ctx, Finding, Identity, Unobservable, join, sign_in_as};
+use super::identity::{Seen, accepted_at};
+use super::{Ctx, Finding, Identity, Unobservable, sign_in_as};
 use crate::model::{CheckResult, Evidence, Exchange, Measurement, Secret};
 use crate::probe::{Jar, Req};
 use crate::target::Account;
@@ -65,12 +67,6 @@ struct Watch {
     notable: Vec<Exchange>,
 }
 
-/// The answers a replayed token can get.
-enum Seen {
-    Accepted,
-    Refused,
-}
-
 pub async fn run(ctx: &Ctx, selected: &[&str]) -> Vec<CheckResult> {
     let started = Instant::now();
     let findings = observe(ctx, selected).await;
@@ -103,48 +99,49 @@ async fn observe(
         .into_iter()
         .filter(|k| wants(k.check_id()) || wants("session.no-resurrection"))
         .collect();
-    // Each kind revokes on its own account, so revoke-sessions never ends a
-    // sign-out trial's session; sign-out trials run concurrently, the
-    // revoke-all trials one after another (each revokes every session).
+    // Polling uses at most half of the rate cap, whatever the number of
+    // tokens and vantages: the interval (the measurement's resolution) grows
+    // instead.
+    let tokens_per_trial: u64 = kinds
+        .iter()
+        .map(|k| match k {
+            Revocation::SignOut => 1,
+            Revocation::RevokeAll => 2,
+        })
+        .sum();
+    let watchers = u64::from(trials) * tokens_per_trial * ctx.target.vantages.len() as u64;
+    let max_rps = u64::from(ctx.target.budget.max_rps.max(1));
+    let interval = ctx
+        .plan
+        .params
+        .poll_interval_ms
+        .max((watchers * 2000).div_ceil(max_rps));
+    // Every trial runs at once, each on a fresh account of its own, so that
+    // revoke-sessions never ends another trial's (or another check's)
+    // session.
     let mut runs = Vec::new();
     for kind in kinds {
-        runs.push(async move {
-            let account = revocation_account(ctx, kind).await?;
-            let mut all = Vec::new();
-            let mut exchanges = Vec::new();
-            match kind {
-                Revocation::SignOut => {
-                    let outcomes = join_all(
-                        (1..=trials)
-                            .map(|t| trial(ctx, &account, kind, t))
-                            .collect::<Vec<_>>(),
-                    )
-                    .await;
-                    for outcome in outcomes {
-                        let (w, e) = outcome?;
-                        all.extend(w);
-                        exchanges.extend(e);
-                    }
-                }
-                Revocation::RevokeAll => {
-                    for t in 1..=trials {
-                        let (w, e) = trial(ctx, &account, kind, t).await?;
-                        all.extend(w);
-                        exchanges.extend(e);
-                    }
-                }
-            }
-            Ok::<_, Unobservable>((kind, all, exchanges))
-        });
+        for t in 1..=trials {
+            runs.push(async move {
+                let account = revocation_account(ctx, kind).await?;
+                let (w, e) = trial(ctx, &account, kind, t, interval).await?;
+                Ok::<_, Unobservable>((kind, w, e))
+            });
+        }
     }
     for outcome in join_all(runs).await {
         let (kind, w, e) = outcome?;
-        watches.push((kind, w));
-        evidence.push((kind, e));
+        match watches.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, all)) => all.extend(w),
+            None => watches.push((kind, w)),
+        }
+        match evidence.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, all)) => all.extend(e),
+            None => evidence.push((kind, e)),
+        }
     }
 
     let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
-    let interval = ctx.plan.params.poll_interval_ms;
     let mut findings = Vec::new();
     for (kind, ws) in &watches {
         let exchanges = &evidence
@@ -175,7 +172,7 @@ async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unob
     let nonce = format!(
         "{:x}{:x}",
         std::process::id(),
-        ctx.probe.now_ms() ^ rand_u64()
+        ctx.probe.now_ms() ^ super::identity::random_u64()
     );
     let role = match kind {
         Revocation::SignOut => "signout",
@@ -184,7 +181,11 @@ async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unob
     let account = Account {
         role: format!("revocation-{role}"),
         email: format!("flareproof-{role}-{nonce}@{domain}"),
-        password: Secret::new(format!("fp-{:x}-{:x}-Aa1!", rand_u64(), rand_u64())),
+        password: Secret::new(format!(
+            "fp-{:x}-{:x}-Aa1!",
+            super::identity::random_u64(),
+            super::identity::random_u64()
+        )),
     };
     ctx.probe.redactor().learn(&account.password);
     let req = Req::post(
@@ -210,17 +211,6 @@ async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unob
     Ok(account)
 }
 
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
 /// One trial: sign in (twice for revoke-all), prime every vantage, revoke,
 /// watch every token at every vantage.
 async fn trial(
@@ -228,6 +218,7 @@ async fn trial(
     account: &Account,
     kind: Revocation,
     trial: u32,
+    interval_ms: u64,
 ) -> Result<(Vec<Watch>, Vec<Exchange>), Unobservable> {
     let (first, _) = sign_in_as(ctx, account, Jar::new()).await?;
     let mut tokens: Vec<(&'static str, Identity)> = vec![("revoking session", first)];
@@ -237,9 +228,9 @@ async fn trial(
     }
     for (label, identity) in &tokens {
         for vantage in &ctx.target.vantages {
-            let (seen, exchange) = replay(
+            let (seen, exchange) = accepted_at(
                 ctx,
-                identity,
+                &identity.session_jar(),
                 vantage,
                 &format!("prime {label} at {vantage}"),
             )
@@ -274,7 +265,15 @@ async fn trial(
     let mut watchers = Vec::new();
     for (label, identity) in &tokens {
         for vantage in &ctx.target.vantages {
-            watchers.push(watch(ctx, identity, label, vantage, revoked_at, trial));
+            watchers.push(watch(
+                ctx,
+                identity,
+                label,
+                vantage,
+                revoked_at,
+                trial,
+                interval_ms,
+            ));
         }
     }
     let mut watches = Vec::new();
@@ -282,46 +281,6 @@ async fn trial(
         watches.push(outcome?);
     }
     Ok((watches, vec![revoked.exchange]))
-}
-
-/// Replays a token at a vantage: accepted or refused. Anything else means
-/// we cannot tell.
-async fn replay(
-    ctx: &Ctx,
-    who: &Identity,
-    vantage: &Url,
-    label: &str,
-) -> Result<(Seen, Exchange), Unobservable> {
-    let req = Req::get(join(vantage, &ctx.target.paths.get_session), label).jar(&who.session_jar());
-    let observed = ctx.probe.send(req).await?;
-    let seen = match observed.status {
-        200 => match observed.json() {
-            Some(Value::Null) => Seen::Refused,
-            Some(body)
-                if body.get("session").is_some_and(|s| !s.is_null())
-                    || body.get("user").is_some_and(|u| !u.is_null()) =>
-            {
-                Seen::Accepted
-            }
-            Some(body) if body.get("session").is_some_and(Value::is_null) => Seen::Refused,
-            _ => {
-                return Err(Unobservable {
-                    reason: format!(
-                        "get-session at {vantage} answered 200 with neither a session nor null"
-                    ),
-                    exchanges: vec![observed.exchange],
-                });
-            }
-        },
-        401 | 403 => Seen::Refused,
-        other => {
-            return Err(Unobservable {
-                reason: format!("get-session at {vantage} answered {other}"),
-                exchanges: vec![observed.exchange],
-            });
-        }
-    };
-    Ok((seen, observed.exchange))
 }
 
 /// Polls one token at one vantage until refused (or the bound and one more
@@ -333,8 +292,9 @@ async fn watch(
     vantage: &Url,
     revoked_at: Instant,
     trial: u32,
+    interval_ms: u64,
 ) -> Result<Watch, Unobservable> {
-    let interval = Duration::from_millis(ctx.plan.params.poll_interval_ms);
+    let interval = Duration::from_millis(interval_ms);
     let give_up = Duration::from_secs(ctx.target.profile.revocation_bound_s) + interval;
     let observe_for = Duration::from_millis(ctx.plan.params.observe_after_refusal_ms);
     let mut out = Watch {
@@ -352,9 +312,9 @@ async fn watch(
     loop {
         tokio::time::sleep_until(next.into()).await;
         let sent = Instant::now();
-        let (seen, exchange) = replay(
+        let (seen, exchange) = accepted_at(
             ctx,
-            who,
+            &who.session_jar(),
             vantage,
             &format!("trial {trial}: replay {label} at {vantage}"),
         )

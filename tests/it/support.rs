@@ -12,7 +12,7 @@ use flareproof::target::Target;
 
 /// Reference Workers alive at once across the whole test binary: each is a
 /// workerd plus scrypt sign-ins, and the machine has 2 cores.
-const MAX_LIVE_FIXTURES: usize = 3;
+const MAX_LIVE_FIXTURES: usize = 2;
 
 static LIVE: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
 
