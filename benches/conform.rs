@@ -51,6 +51,7 @@ fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> (Duration, Report) {
         target: Arc::new(target),
         plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
         selection: Selection::new(&only, &[]).unwrap(),
+        progress: Arc::new(flareproof::progress::Silent),
     };
     let started = Instant::now();
     let (report, _) = runtime.block_on(conform.run()).expect("conform runs");

@@ -74,15 +74,17 @@ impl Audit {
             target: self.target.clone(),
             plan: self.plan.clone(),
             selection: self.selection.clone(),
+            progress: self.progress.clone(),
         };
-        let (verify_checks, conform_checks): (Vec<_>, Vec<_>) = self
+        let verify_checks = self
             .plan
             .checks
             .iter()
-            .partition(|c| c.id.area() == "verify");
+            .filter(|c| c.id.area() == "verify")
+            .count();
         let progress = self.progress.as_ref();
-        progress.suite_started("verify", verify_checks.len());
-        progress.suite_started("conform", conform_checks.len());
+        // Conform reports each of its areas itself.
+        progress.suite_started("verify", verify_checks);
         let verifying = async {
             let run = verify.run().await;
             if let Ok(run) = &run {
@@ -90,13 +92,7 @@ impl Audit {
             }
             run
         };
-        let conforming = async {
-            let run = conform.run().await;
-            if let Ok((report, _)) = &run {
-                report_suite(progress, "conform", report);
-            }
-            run
-        };
+        let conforming = conform.run();
         let (verified, conformed) = tokio::join!(verifying, conforming);
         let verified = verified.map_err(AuditError::Verify)?;
         let (conformed, probe) = conformed.map_err(AuditError::Conform)?;

@@ -10,6 +10,7 @@ use crate::checks::{self, Ctx, Finding};
 use crate::model::{CheckResult, Report, Subject};
 use crate::plan::Plan;
 use crate::probe::{Probe, ProbeError, Redactor};
+use crate::progress::Progress;
 use crate::target::Target;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,27 @@ pub struct Conform {
     pub target: Arc<Target>,
     pub plan: Arc<Plan>,
     pub selection: Selection,
+    /// Told when each area starts and ends, and of every result.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Runs one area's suite between its progress events.
+async fn area(
+    progress: &dyn Progress,
+    name: &str,
+    ids: &[&str],
+    suite: impl std::future::Future<Output = Vec<CheckResult>>,
+) -> Vec<CheckResult> {
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    progress.suite_started(name, ids.len());
+    let results = suite.await;
+    for result in &results {
+        progress.check_finished(name, result);
+    }
+    progress.suite_finished(name);
+    results
 }
 
 impl Conform {
@@ -118,12 +140,23 @@ impl Conform {
         // those buckets only once they are done. Session checks use fresh
         // accounts and the unmetered get-session.
         let buckets = Buckets::default();
+        let progress = self.progress.as_ref();
         let functional_lease = buckets.try_share(&["free", "free2"]);
         let functional = async {
             let (cookie_ids, scope_ids) = (ids("cookie"), ids("scope"));
             let out = tokio::join!(
-                checks::cookie::run(&ctx, &cookie_ids),
-                checks::scope::run(&ctx, &scope_ids),
+                area(
+                    progress,
+                    "cookie",
+                    &cookie_ids,
+                    checks::cookie::run(&ctx, &cookie_ids)
+                ),
+                area(
+                    progress,
+                    "scope",
+                    &scope_ids,
+                    checks::scope::run(&ctx, &scope_ids)
+                ),
             );
             drop(functional_lease);
             out
@@ -131,8 +164,18 @@ impl Conform {
         let (session_ids, ratelimit_ids) = (ids("session"), ids("ratelimit"));
         let ((cookie, scope), session, ratelimit) = tokio::join!(
             functional,
-            checks::session::run(&ctx, &session_ids),
-            checks::ratelimit::run(&ctx, &ratelimit_ids, &buckets),
+            area(
+                progress,
+                "session",
+                &session_ids,
+                checks::session::run(&ctx, &session_ids)
+            ),
+            area(
+                progress,
+                "ratelimit",
+                &ratelimit_ids,
+                checks::ratelimit::run(&ctx, &ratelimit_ids, &buckets)
+            ),
         );
         let mut results: Vec<CheckResult> = cookie
             .into_iter()

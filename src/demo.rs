@@ -249,6 +249,7 @@ pub async fn run() -> Result<DemoRun, DemoError> {
             target,
             plan: plan.clone(),
             selection: Selection::all(),
+            progress: Arc::new(crate::progress::Silent),
         };
         let outcome = conform.run().await;
         let fixture_ready = fixture.spawn_to_ready();

@@ -207,20 +207,9 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
                 target: Arc::new(target),
                 plan: Arc::new(plan),
                 selection: Selection::new(&select.only, &select.skip)?,
+                progress: progress(cli),
             };
-            let progress = progress(cli);
-            let planned = conform
-                .plan
-                .checks
-                .iter()
-                .filter(|c| c.id.area() != "verify")
-                .count();
-            progress.suite_started("conform", planned);
             let (report, _) = conform.run().await?;
-            for check in &report.checks {
-                progress.check_finished("conform", check);
-            }
-            progress.suite_finished("conform");
             Ok(finish(cli, report, &cli.out, &cli.format, known.as_ref())?.0)
         }
         Command::Verify { api } => {

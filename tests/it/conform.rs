@@ -229,6 +229,7 @@ async fn the_budget_and_the_rate_cap_are_never_exceeded() {
         target: Arc::new(target),
         plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
         selection: flareproof::conform::Selection::all(),
+        progress: Arc::new(flareproof::progress::Silent),
     };
     let started = std::time::Instant::now();
     let (report, probe) = conform.run().await.unwrap();

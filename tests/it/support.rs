@@ -82,6 +82,7 @@ pub async fn conform(fixture: &Fixture, only: &[&str]) -> Report {
         target: Arc::new(target(fixture)),
         plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
         selection: Selection::new(&only, &[]).unwrap(),
+        progress: Arc::new(flareproof::progress::Silent),
     };
     conform.run().await.expect("conform runs").0
 }
