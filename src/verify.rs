@@ -12,8 +12,8 @@ use crate::plan::Plan;
 use crate::probe::Redactor;
 use crate::rebuild::{Rebuild, RebuildError, rebuild};
 use crate::report::attestation::{
-    BundleRecord, CheckRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord,
-    ResourceDescriptor, STATEMENT_TYPE, Statement, VersionRecord,
+    BundleRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord, ResourceDescriptor,
+    STATEMENT_TYPE, Statement, VersionRecord, check_records,
 };
 use crate::target::VerifyTarget;
 
@@ -191,15 +191,7 @@ fn attest(
                     })
                     .collect(),
             }),
-            checks: report
-                .checks
-                .iter()
-                .map(|c| CheckRecord {
-                    id: c.id.to_string(),
-                    status: c.status,
-                    summary: c.summary.clone(),
-                })
-                .collect(),
+            checks: check_records(report),
         },
     }
 }

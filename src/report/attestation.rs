@@ -95,6 +95,19 @@ pub struct CheckRecord {
     pub summary: String,
 }
 
+/// Every check of a report, as the attestation records it.
+pub fn check_records(report: &Report) -> Vec<CheckRecord> {
+    report
+        .checks
+        .iter()
+        .map(|c| CheckRecord {
+            id: c.id.to_string(),
+            status: c.status,
+            summary: c.summary.clone(),
+        })
+        .collect()
+}
+
 /// The certificate of an audit: what was run (the suite and the sha256 of
 /// its plan file, the tool), what every check concluded, the bounds that
 /// were measured, the known failures it was run with, and verify's record
@@ -207,15 +220,7 @@ pub fn audit_statement(
             tool: report.tool.clone(),
             started_at: report.started_at.clone(),
             subject: report.subject.clone(),
-            checks: report
-                .checks
-                .iter()
-                .map(|c| CheckRecord {
-                    id: c.id.to_string(),
-                    status: c.status,
-                    summary: c.summary.clone(),
-                })
-                .collect(),
+            checks: check_records(report),
             measurements,
             rate_limits,
             known_failures,

@@ -32,39 +32,18 @@ fn list_prints_every_check_id_with_its_requirement_ids() {
     }
 }
 
-fn config_for(info: &flareproof::fixture::FixtureInfo) -> String {
-    let mut config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"{}\"\n[data]\nservice_key_env = \"FP_TEST_SERVICE_KEY\"\n",
-        info.url, info.origin
-    );
-    for (role, account) in &info.accounts {
-        config.push_str(&format!(
-            "[accounts.{role}]\nemail = \"{}\"\npassword_env = \"FP_TEST_{}_PASSWORD\"\n",
-            account.email,
-            role.to_uppercase()
-        ));
-    }
-    config
-}
-
 fn conform_command(info: &flareproof::fixture::FixtureInfo, dir: &std::path::Path) -> Command {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("flareproof.toml");
-    std::fs::write(&config, config_for(info)).unwrap();
+    std::fs::write(&config, crate::support::conform_config(info, "FP_TEST")).unwrap();
     let mut cmd = flareproof();
     cmd.arg("conform")
         .arg("--config")
         .arg(&config)
         .arg("--out")
         .arg(dir.join("out"))
-        .args(["--only", "cookie.*"])
-        .env("FP_TEST_SERVICE_KEY", info.service_key.expose());
-    for (role, account) in &info.accounts {
-        cmd.env(
-            format!("FP_TEST_{}_PASSWORD", role.to_uppercase()),
-            account.password.expose(),
-        );
-    }
+        .args(["--only", "cookie.*"]);
+    crate::support::conform_env(&mut cmd, info, "FP_TEST");
     cmd
 }
 

@@ -443,39 +443,13 @@ fn audit_writes_one_report_and_an_audit_attestation() {
     let info = fixture.info();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"{}\"\n[data]\nservice_key_env = \"FP_AUDIT_SERVICE_KEY\"\n",
-        info.url, info.origin
-    );
-    for (role, account) in &info.accounts {
-        config.push_str(&format!(
-            "[accounts.{role}]\nemail = \"{}\"\npassword_env = \"FP_AUDIT_{}_PASSWORD\"\n",
-            account.email,
-            role.to_uppercase()
-        ));
-    }
-    config.push_str(&format!(
-        r#"[verify]
-source = "{}"
-recipe = ["node", "build.mjs", "--outdir", "{{out}}"]
-link = ["node_modules"]
-non_artifacts = ["README.md"]
-script = "flarelink-auth"
-compatibility_date = "2025-09-01"
-compatibility_flags = ["nodejs_compat"]
-bindings = [
-  {{ name = "BETTER_AUTH_SECRET", type = "secret_text" }},
-  {{ name = "DB", type = "d1", target = "flareproof-auth-db" }},
-  {{ name = "SERVICE_KEY", type = "secret_text" }},
-  {{ name = "SESSIONS", type = "kv_namespace", target = "flareproof-sessions" }},
-  {{ name = "TRUSTED_ORIGIN", type = "plain_text" }},
-]
-api_base = "{}"
-api_token_env = "FP_AUDIT_CF_TOKEN"
-account_id_env = "FP_AUDIT_CF_ACCOUNT"
-"#,
-        fixtures.display(),
-        standin.api_base()
+    let mut config = crate::support::conform_config(info, "FP_AUDIT");
+    config.push_str(&crate::support::verify_section(
+        &fixtures,
+        r#"["node", "build.mjs", "--outdir", "{out}"]"#,
+        standin.api_base().as_str(),
+        "FP_AUDIT_CF_TOKEN",
+        "FP_AUDIT_CF_ACCOUNT",
     ));
     let config_path = dir.path().join("flareproof.toml");
     std::fs::write(&config_path, config).unwrap();
@@ -497,14 +471,8 @@ account_id_env = "FP_AUDIT_CF_ACCOUNT"
     .arg("--known-failures")
     .arg(&known)
     .env("FP_AUDIT_CF_TOKEN", TOKEN)
-    .env("FP_AUDIT_CF_ACCOUNT", REFERENCE_ACCOUNT)
-    .env("FP_AUDIT_SERVICE_KEY", info.service_key.expose());
-    for (role, account) in &info.accounts {
-        cmd.env(
-            format!("FP_AUDIT_{}_PASSWORD", role.to_uppercase()),
-            account.password.expose(),
-        );
-    }
+    .env("FP_AUDIT_CF_ACCOUNT", REFERENCE_ACCOUNT);
+    crate::support::conform_env(&mut cmd, info, "FP_AUDIT");
     let output = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -96,3 +96,70 @@ pub fn ids_with(report: &Report, status: Status) -> Vec<String> {
         .map(|c| c.id.to_string())
         .collect()
 }
+
+/// The `[target]`, `[data]` and `[accounts.*]` sections for a running
+/// reference Worker; secrets are named `{prefix}_SERVICE_KEY` and
+/// `{prefix}_<ROLE>_PASSWORD` (see [`conform_env`]).
+pub fn conform_config(info: &flareproof::fixture::FixtureInfo, prefix: &str) -> String {
+    let mut config = format!(
+        "[target]\nbase_url = \"{}\"\norigin = \"{}\"\n[data]\nservice_key_env = \"{prefix}_SERVICE_KEY\"\n",
+        info.url, info.origin
+    );
+    for (role, account) in &info.accounts {
+        config.push_str(&format!(
+            "[accounts.{role}]\nemail = \"{}\"\npassword_env = \"{prefix}_{}_PASSWORD\"\n",
+            account.email,
+            role.to_uppercase()
+        ));
+    }
+    config
+}
+
+/// The secrets [`conform_config`] names, set on a command.
+pub fn conform_env(
+    cmd: &mut std::process::Command,
+    info: &flareproof::fixture::FixtureInfo,
+    prefix: &str,
+) {
+    cmd.env(format!("{prefix}_SERVICE_KEY"), info.service_key.expose());
+    for (role, account) in &info.accounts {
+        cmd.env(
+            format!("{prefix}_{}_PASSWORD", role.to_uppercase()),
+            account.password.expose(),
+        );
+    }
+}
+
+/// A `[verify]` section for the reference Worker in `fixtures`, read
+/// through the API at `api_base` with the token and account in the named
+/// variables.
+pub fn verify_section(
+    fixtures: &std::path::Path,
+    recipe: &str,
+    api_base: &str,
+    token_env: &str,
+    account_env: &str,
+) -> String {
+    format!(
+        r#"[verify]
+source = "{fixtures}"
+recipe = {recipe}
+link = ["node_modules"]
+non_artifacts = ["README.md"]
+script = "flarelink-auth"
+compatibility_date = "2025-09-01"
+compatibility_flags = ["nodejs_compat"]
+bindings = [
+  {{ name = "BETTER_AUTH_SECRET", type = "secret_text" }},
+  {{ name = "DB", type = "d1", target = "flareproof-auth-db" }},
+  {{ name = "SERVICE_KEY", type = "secret_text" }},
+  {{ name = "SESSIONS", type = "kv_namespace", target = "flareproof-sessions" }},
+  {{ name = "TRUSTED_ORIGIN", type = "plain_text" }},
+]
+api_base = "{api_base}"
+api_token_env = "{token_env}"
+account_id_env = "{account_env}"
+"#,
+        fixtures = fixtures.display(),
+    )
+}

@@ -99,28 +99,14 @@ fn one_byte_changed(bundle: &Bundle) -> (Bundle, usize) {
 
 fn config(dir: &Path, api_base: &str, extra: &str, recipe: &str) -> PathBuf {
     let text = format!(
-        r#"# written by tests/it/verify.rs
-[verify]
-source = "{fixtures}"
-recipe = {recipe}
-link = ["node_modules"]
-non_artifacts = ["README.md"]
-script = "flarelink-auth"
-compatibility_date = "2025-09-01"
-compatibility_flags = ["nodejs_compat"]
-bindings = [
-  {{ name = "BETTER_AUTH_SECRET", type = "secret_text" }},
-  {{ name = "DB", type = "d1", target = "flareproof-auth-db" }},
-  {{ name = "SERVICE_KEY", type = "secret_text" }},
-  {{ name = "SESSIONS", type = "kv_namespace", target = "flareproof-sessions" }},
-  {{ name = "TRUSTED_ORIGIN", type = "plain_text" }},
-]
-api_base = "{api_base}"
-api_token_env = "{TOKEN_ENV}"
-account_id_env = "{ACCOUNT_ENV}"
-{extra}
-"#,
-        fixtures = installed_fixtures().display(),
+        "# written by tests/it/verify.rs\n{}{extra}\n",
+        crate::support::verify_section(
+            &installed_fixtures(),
+            recipe,
+            api_base,
+            TOKEN_ENV,
+            ACCOUNT_ENV
+        )
     );
     fs_err::create_dir_all(dir).unwrap();
     let path = dir.join("flareproof.toml");
