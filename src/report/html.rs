@@ -133,7 +133,8 @@ pub fn render(report: &Report) -> Vec<u8> {
             out.push_str(
                 "<h2>Rate limits</h2>\n<p class=\"muted\">Each request of a bucket, in order: \
                  allowed (2xx) or refused (429), at the number of requests allowed so far in \
-                 its window (windows counted from the bucket's first request); the dashed \
+                 its window (a window starts where an allowed request follows a refusal, or a \
+                 window after the last start); the dashed \
                  line is the limit.</p>\n<div class=\"charts\">\n",
             );
             timelines.iter().for_each(|c| out.push_str(c));
@@ -624,23 +625,32 @@ fn timeline_charts(report: &Report) -> Vec<String> {
 fn timeline_chart(check: &CheckResult, t: &Timeline) -> String {
     let first = t.points.iter().map(|p| p.at_ms).min().unwrap_or(0);
     let window_ms = t.window_s.max(1) * 1000;
-    // The number of requests allowed so far in each request's window.
+    // The number of requests allowed so far in each request's window. A new
+    // window starts where the harness saw one start: an allowed request right
+    // after a refusal, or a request a whole window after the current
+    // window's first one.
     let mut levels = Vec::with_capacity(t.points.len());
-    let mut window = u64::MAX;
+    let mut started_at: Option<u64> = None;
+    let mut refused_last = false;
     let mut allowed = 0u64;
     let mut boundaries = Vec::new();
     for (i, p) in t.points.iter().enumerate() {
-        let w = (p.at_ms.saturating_sub(first)) / window_ms;
-        if w != window {
-            if window != u64::MAX {
+        let ok = (200..300).contains(&p.status);
+        let turned = match started_at {
+            None => true,
+            Some(start) => (ok && refused_last) || p.at_ms.saturating_sub(start) >= window_ms,
+        };
+        if turned {
+            if started_at.is_some() {
                 boundaries.push(i);
             }
-            window = w;
+            started_at = Some(p.at_ms);
             allowed = 0;
         }
-        if (200..300).contains(&p.status) {
+        if ok {
             allowed += 1;
         }
+        refused_last = p.status == 429;
         levels.push(allowed);
     }
     let peak = levels
