@@ -115,7 +115,7 @@ async fn observe<'a>(
                 "scope.service-key-required" => without_credentials(ctx, &a, &control).await?,
                 "scope.session-not-db-credential" => session_alone(ctx, &a, &control).await?,
                 "scope.no-cors-on-data" => no_cors(ctx, &a).await?,
-                _ => unscoped(ctx, &a, &b, &control).await?,
+                _ => unscoped(ctx, &b, &control).await?,
             };
             findings.push((id, finding));
         }
@@ -290,12 +290,7 @@ async fn no_cors(ctx: &Ctx, a: &User) -> Result<Finding, Unobservable> {
     ))
 }
 
-async fn unscoped(
-    ctx: &Ctx,
-    a: &User,
-    b: &User,
-    control: &Control,
-) -> Result<Finding, Unobservable> {
+async fn unscoped(ctx: &Ctx, b: &User, control: &Control) -> Result<Finding, Unobservable> {
     let mut problems = Vec::new();
     let mut exchanges = vec![control.exchange.clone()];
     let unscoped_bodies = [
@@ -343,7 +338,6 @@ async fn unscoped(
         ));
     }
     exchanges.push(observed.exchange);
-    let _ = a;
     Ok(verdict(
         (!problems.is_empty()).then(|| problems.join("; ")),
         "unscoped queries on the owner table were refused with UnscopedQuery; a scoped query answered that owner's rows only",
@@ -375,17 +369,32 @@ async fn list_posts(
 }
 
 async fn bola_list(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservable> {
+    // B's own posts, by id: what a leak would show. Without any, a leak
+    // could not be seen.
+    let (b_list, b_posts) = list_posts(ctx, b, "", "B lists its own posts").await?;
+    let b_ids: Vec<String> = b_posts.iter().filter_map(id_of).collect();
+    if b_ids.is_empty() {
+        return Err(Unobservable {
+            reason: "B has no post with an `id`, so a leak of B's posts could not be seen"
+                .to_owned(),
+            exchanges: vec![b_list.exchange],
+        });
+    }
     let mut problems = Vec::new();
-    let mut exchanges = Vec::new();
+    let mut exchanges = vec![b_list.exchange];
     for (query, what) in [
         (format!("?{OWNER_COLUMN}={}", b.id), "naming B"),
         (String::new(), "with no parameter"),
     ] {
         let label = format!("A lists posts {what}");
         let (observed, posts) = list_posts(ctx, a, &query, &label).await?;
+        // A post is foreign when it is one of B's, or names an owner not A.
         let foreign = posts
             .iter()
-            .filter(|p| owner_of(p).as_deref() != Some(a.id.as_str()))
+            .filter(|p| {
+                id_of(p).is_some_and(|id| b_ids.contains(&id))
+                    || owner_of(p).is_some_and(|owner| owner != a.id)
+            })
             .count();
         if foreign > 0 {
             problems.push(format!("{label}: {foreign} posts not A's were returned"));
@@ -394,7 +403,7 @@ async fn bola_list(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservabl
     }
     Ok(verdict(
         (!problems.is_empty()).then(|| problems.join("; ")),
-        "A's list holds A's posts only, whatever author_id is sent",
+        "A's list holds none of B's posts and no other owner's, whatever author_id is sent",
         &exchanges,
     ))
 }
