@@ -21,6 +21,23 @@ use flareproof::report::{Format, attestation, sarif};
 use flareproof::target::{Target, TargetConfig, VerifyTarget, load_verify};
 use flareproof::verify::Verify;
 
+/// The `--only`/`--skip` selection; one that matches no check of the plan
+/// would make a run that checks nothing and passes, so it is refused.
+fn selection(plan: &Plan, select: &flareproof::cli::SelectArgs) -> Result<Selection, Failure> {
+    let selection = Selection::new(&select.only, &select.skip)?;
+    if !plan
+        .checks
+        .iter()
+        .any(|c| selection.includes(c.id.as_str()))
+    {
+        return Err(hint(
+            Message("`--only`/`--skip` leave no check to run".to_owned()),
+            "`flareproof list` shows the check ids; globs match them whole, e.g. `cookie.*`",
+        ));
+    }
+    Ok(selection)
+}
+
 /// An error for the user: the chain, and what to do about it.
 struct Failure {
     error: Box<dyn std::error::Error>,
@@ -203,10 +220,11 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Conform { select } => {
             let target = load_target(cli)?;
             let plan = Plan::builtin(&target.profile.suite)?;
+            let selection = selection(&plan, select)?;
             let conform = Conform {
                 target: Arc::new(target),
                 plan: Arc::new(plan),
-                selection: Selection::new(&select.only, &select.skip)?,
+                selection,
                 progress: progress(cli),
             };
             let (report, _) = conform.run().await?;
@@ -284,7 +302,7 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
                 plan: plan.clone(),
                 credentials,
                 retry: retry(api),
-                selection: Selection::new(&select.only, &select.skip)?,
+                selection: selection(&plan, select)?,
                 progress: progress(cli),
             };
             let run = audit.run().await?;
