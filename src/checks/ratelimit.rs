@@ -719,78 +719,42 @@ async fn measure_tier(
         outcome.run = run;
         return Ok(outcome);
     };
-    let reset = suite.await_reset(&mut run, &me, &refused).await?;
-    let Some(reset) = reset else {
-        let last = run.hits.last().map(|h| h.observed.exchange.clone());
-        outcome.reset = Some(Err((
-            format!(
-                "still refused {} s after the 429",
-                (suite.window + Duration::from_secs(2)).as_secs()
-            ),
-            refused.observed.exchange.clone(),
-            last,
-        )));
-        // Still spent: the probes can run.
-        probe_until_done(
-            suite,
-            &mut run,
-            &mut other_run,
-            &me,
-            other.as_ref(),
-            &mut outcome,
-            cap,
-        )
-        .await?;
-        outcome.count =
-            Finding::error("the bucket never reset, so a whole window could not be counted")
-                .with_exchange(&refused.observed.exchange)
-                .with(timeline(tier, limit, suite.window, &run));
-        outcome.run = run;
-        if other.is_some() {
-            outcome.other_runs.push(other_run);
+    match suite.await_reset(&mut run, &me, &refused).await? {
+        None => {
+            let last = run.hits.last().map(|h| h.observed.exchange.clone());
+            outcome.reset = Some(Err((
+                format!(
+                    "still refused {} s after the 429",
+                    (suite.window + Duration::from_secs(2)).as_secs()
+                ),
+                refused.observed.exchange.clone(),
+                last,
+            )));
+            outcome.count =
+                Finding::error("the bucket never reset, so a whole window could not be counted")
+                    .with_exchange(&refused.observed.exchange)
+                    .with(timeline(tier, limit, suite.window, &run));
         }
-        return Ok(outcome);
-    };
-    let first = &reset.first;
-    aligned.send_if_modified(|at| {
-        at.get_or_insert(reset.began_after);
-        true
-    });
-    outcome.reset = Some(Ok((
-        reset.last_refused.observed.exchange.clone(),
-        first.observed.exchange.clone(),
-    )));
-    let count = suite.count(&mut run, &me, &reset, limit_n).await?;
-    let tolerance = suite.tolerance;
-    let mut finding = if !count.within {
-        Finding::error(format!(
-            "counting took {} ms and may have run past the {} s window, so the count proves nothing (raise budget.max_rps or check the target's latency)",
-            count.span.as_millis(),
-            suite.window.as_secs()
-        ))
-    } else if count.refusal.is_none() {
-        Finding::fail(format!(
-            "{} requests in one window were all allowed; the {tier} limit is {limit_n}",
-            count.allowed
-        ))
-    } else if count.allowed.abs_diff(limit_n) <= tolerance {
-        Finding::pass(format!(
-            "exactly {} requests allowed in one window (limit {limit_n}, tolerance {tolerance})",
-            count.allowed
-        ))
-    } else {
-        Finding::fail(format!(
-            "{} requests allowed in one window; the {tier} limit is {limit_n} (tolerance {tolerance})",
-            count.allowed
-        ))
-    };
-    finding = finding.with_exchange(&first.observed.exchange);
-    if let Some(refusal) = &count.refusal {
-        finding = finding.with_exchange(&refusal.observed.exchange);
+        Some(reset) => {
+            aligned.send_if_modified(|at| {
+                at.get_or_insert(reset.began_after);
+                true
+            });
+            outcome.reset = Some(Ok((
+                reset.last_refused.observed.exchange.clone(),
+                reset.first.observed.exchange.clone(),
+            )));
+            let count = suite.count(&mut run, &me, &reset, limit_n).await?;
+            outcome.count = count_finding(suite, tier, limit_n, &reset, &count).with(timeline(
+                tier,
+                limit,
+                suite.window,
+                &run,
+            ));
+        }
     }
-    outcome.count = finding.with(timeline(tier, limit, suite.window, &run));
-    // Probe while exhausted (after the count, so that the first reset is
-    // the one counted).
+    // Probe while the bucket is spent: after the count, so that the first
+    // reset is the one counted (or, when it never reset, right away).
     probe_until_done(
         suite,
         &mut run,
@@ -806,6 +770,44 @@ async fn measure_tier(
         outcome.other_runs.push(other_run);
     }
     Ok(outcome)
+}
+
+/// The verdict of one counted window.
+fn count_finding(
+    suite: &Suite<'_>,
+    tier: &str,
+    limit: u64,
+    reset: &Reset,
+    count: &Count,
+) -> Finding {
+    let tolerance = suite.tolerance;
+    let finding = if !count.within {
+        Finding::error(format!(
+            "counting took {} ms and may have run past the {} s window, so the count proves nothing (raise budget.max_rps or check the target's latency)",
+            count.span.as_millis(),
+            suite.window.as_secs()
+        ))
+    } else if count.refusal.is_none() {
+        Finding::fail(format!(
+            "{} requests in one window were all allowed; the {tier} limit is {limit}",
+            count.allowed
+        ))
+    } else if count.allowed.abs_diff(limit) <= tolerance {
+        Finding::pass(format!(
+            "exactly {} requests allowed in one window (limit {limit}, tolerance {tolerance})",
+            count.allowed
+        ))
+    } else {
+        Finding::fail(format!(
+            "{} requests allowed in one window; the {tier} limit is {limit} (tolerance {tolerance})",
+            count.allowed
+        ))
+    };
+    let finding = finding.with_exchange(&reset.first.observed.exchange);
+    match &count.refusal {
+        Some(refusal) => finding.with_exchange(&refusal.observed.exchange),
+        None => finding,
+    }
 }
 
 fn needs_probing(o: &TierOutcome) -> bool {
