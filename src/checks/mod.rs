@@ -50,13 +50,6 @@ pub fn join(base: &url::Url, path: &str) -> url::Url {
     url
 }
 
-/// The ids of checks implemented so far; the others are reported as `skip`.
-pub fn implemented(id: &str) -> bool {
-    ["cookie.", "scope.", "session."]
-        .iter()
-        .any(|area| id.starts_with(area))
-}
-
 #[cfg(test)]
 mod tests {
     use super::join;
