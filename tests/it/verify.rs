@@ -509,6 +509,30 @@ fn api_client(server: &MockServer, retry: RetryPolicy) -> Client {
     .unwrap()
 }
 
+/// The beta modules endpoint answers 404 for the first version, so the
+/// client falls back to the multipart download.
+async fn refuse_beta_modules(server: &MockServer, s: &Scenario) {
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "{}/workers/{}/versions/{}",
+            api(),
+            s.script,
+            s.versions[0].id
+        )))
+        .respond_with(ResponseTemplate::new(404).set_body_json(error_body(10007, "not found")))
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+/// The result of check `id`.
+fn result_of<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
+    results
+        .iter()
+        .find(|r| r.id.as_str() == id)
+        .unwrap_or_else(|| panic!("no result for {id}"))
+}
+
 /// Reads the stand-in through `client` and judges it against the shared
 /// rebuild.
 async fn judge(
@@ -633,10 +657,7 @@ async fn http_502_is_retried_and_endless_5xx_is_an_error_never_a_match() {
     mount(&server, &s).await;
     let client = api_client(&server, fast());
     let (_, results) = judge(&client).await;
-    let m = results
-        .iter()
-        .find(|r| r.id.as_str() == checks::MODULES_MATCH)
-        .unwrap();
+    let m = result_of(&results, checks::MODULES_MATCH);
     assert_eq!(m.status, Status::Error);
     assert!(
         m.summary.contains("HTTP 503 after 4 attempt(s)"),
@@ -679,17 +700,7 @@ async fn a_truncated_script_download_is_an_error_never_a_match() {
     let mut s = faithful();
     s.beta_modules = false;
     let (ct, entry, body) = s.content_v2().unwrap();
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "{}/workers/{}/versions/{}",
-            api(),
-            s.script,
-            s.versions[0].id
-        )))
-        .respond_with(ResponseTemplate::new(404).set_body_json(error_body(10007, "not found")))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    refuse_beta_modules(&server, &s).await;
     Mock::given(method("GET"))
         .and(path(format!("{}/scripts/{}/content/v2", api(), s.script)))
         .respond_with(
@@ -703,32 +714,16 @@ async fn a_truncated_script_download_is_an_error_never_a_match() {
         .await;
     mount(&server, &s).await;
     let (_, results) = judge(&api_client(&server, fast())).await;
-    let m = results
-        .iter()
-        .find(|r| r.id.as_str() == checks::MODULES_MATCH)
-        .unwrap();
+    let m = result_of(&results, checks::MODULES_MATCH);
     assert_eq!(m.status, Status::Error, "{}", m.summary);
     assert!(m.summary.contains("multipart"), "{}", m.summary);
 
     // The complete download is the fallback and it matches.
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "{}/workers/{}/versions/{}",
-            api(),
-            s.script,
-            s.versions[0].id
-        )))
-        .respond_with(ResponseTemplate::new(404).set_body_json(error_body(10007, "not found")))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    refuse_beta_modules(&server, &s).await;
     mount(&server, &s).await;
     let (_, results) = judge(&api_client(&server, fast())).await;
-    let m = results
-        .iter()
-        .find(|r| r.id.as_str() == checks::MODULES_MATCH)
-        .unwrap();
+    let m = result_of(&results, checks::MODULES_MATCH);
     assert_eq!(m.status, Status::Pass, "{}", m.summary);
     assert!(m.summary.contains("script download"), "{}", m.summary);
 }
@@ -751,7 +746,7 @@ async fn an_envelope_with_success_false_is_an_error() {
     let err = live.unwrap_err();
     assert!(matches!(err, ApiError::Envelope { .. }), "{err:?}");
     for id in &checks::IDS[1..] {
-        let r = results.iter().find(|r| r.id.as_str() == *id).unwrap();
+        let r = result_of(&results, id);
         assert_eq!(r.status, Status::Error, "{id}");
         assert!(
             r.summary.contains("deployments unavailable (code 10013)"),
