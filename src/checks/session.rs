@@ -6,6 +6,13 @@
 //! polling takes at most half of `budget.max_rps`) until refused,
 //! and keeps watching for `observe_after_refusal_ms` afterwards. The polling
 //! interval is the measurement's resolution and is reported with it.
+//!
+//! A poll's answer reflects the token's state at some instant between the
+//! poll's send and its answer, so the revocation took effect after the last
+//! accepted poll was sent and no later than the refusing poll's answer. The
+//! verdict uses only what that bracket proves: `pass` when the refusal's
+//! answer came within the bound, `fail` when an acceptance was sent after
+//! it, `error` when a slow poll left the bound inside the bracket.
 
 use std::time::{Duration, Instant};
 
@@ -54,8 +61,21 @@ struct Watch {
     trial: u32,
     token: &'static str,
     vantage: Url,
-    /// Milliseconds from the revocation's answer to the first refusal.
+    /// Milliseconds from the revocation's answer to when the first refusing
+    /// poll was sent.
     refused_after_ms: Option<u64>,
+    /// Milliseconds from the revocation's answer to when the first refusing
+    /// poll's answer arrived: the revocation had taken effect by then.
+    refused_by_ms: Option<u64>,
+    /// Milliseconds from the revocation's answer to when the last poll that
+    /// was accepted (before any refusal) was sent: the token was still valid
+    /// at some instant after this.
+    accepted_until_ms: Option<u64>,
+    /// The slowest poll up to the first refusal, from asking the governor
+    /// for a slot to the answer, in milliseconds.
+    slowest_poll_ms: u64,
+    /// The longest of those polls' waits for a slot under the rate cap.
+    longest_queue_ms: u64,
     /// Milliseconds from the revocation's answer to an acceptance that came
     /// after a refusal.
     resurrected_after_ms: Option<u64>,
@@ -256,6 +276,7 @@ async fn trial(
         .json(&json!({}));
     let revoked = ctx.probe.send(req).await?;
     let revoked_at = Instant::now();
+    let revoked_ms = ctx.probe.now_ms();
     if revoked.status != 200 {
         return Err(Unobservable {
             reason: format!("{} answered {} (expected 200)", kind.what(), revoked.status),
@@ -270,7 +291,7 @@ async fn trial(
                 identity,
                 label,
                 vantage,
-                revoked_at,
+                (revoked_at, revoked_ms),
                 trial,
                 interval_ms,
             ));
@@ -283,25 +304,29 @@ async fn trial(
     Ok((watches, vec![revoked.exchange]))
 }
 
-/// Polls one token at one vantage until refused (or the bound and one more
-/// interval have passed), then keeps watching for a resurrection.
+/// Polls one token at one vantage until refused (or until a poll sent after
+/// the bound was still accepted), then keeps watching for a resurrection.
 async fn watch(
     ctx: &Ctx,
     who: &Identity,
     label: &'static str,
     vantage: &Url,
-    revoked_at: Instant,
+    (revoked_at, revoked_ms): (Instant, u64),
     trial: u32,
     interval_ms: u64,
 ) -> Result<Watch, Unobservable> {
     let interval = Duration::from_millis(interval_ms);
-    let give_up = Duration::from_secs(ctx.target.profile.revocation_bound_s) + interval;
+    let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
     let observe_for = Duration::from_millis(ctx.plan.params.observe_after_refusal_ms);
     let mut out = Watch {
         trial,
         token: label,
         vantage: vantage.clone(),
         refused_after_ms: None,
+        refused_by_ms: None,
+        accepted_until_ms: None,
+        slowest_poll_ms: 0,
+        longest_queue_ms: 0,
         resurrected_after_ms: None,
         polls: 0,
         watched_ms: 0,
@@ -311,7 +336,7 @@ async fn watch(
     let mut last_accepted = None;
     loop {
         tokio::time::sleep_until(next.into()).await;
-        let sent = Instant::now();
+        let queued = ctx.probe.now_ms();
         let (seen, exchange) = accepted_at(
             ctx,
             &who.session_jar(),
@@ -319,12 +344,23 @@ async fn watch(
             &format!("trial {trial}: replay {label} at {vantage}"),
         )
         .await?;
+        let answered = ctx.probe.now_ms();
+        // Times from the revocation's answer: when the poll left the
+        // governor, and when its answer arrived.
+        let at_ms = exchange.at_ms.saturating_sub(revoked_ms);
+        let answered_ms = answered.saturating_sub(revoked_ms);
         out.polls += 1;
-        let at_ms = sent.duration_since(revoked_at).as_millis() as u64;
+        if out.refused_after_ms.is_none() {
+            out.slowest_poll_ms = out.slowest_poll_ms.max(answered.saturating_sub(queued));
+            out.longest_queue_ms = out
+                .longest_queue_ms
+                .max(exchange.at_ms.saturating_sub(queued));
+        }
         out.watched_ms = at_ms;
         match (seen, out.refused_after_ms) {
             (Seen::Refused, None) => {
                 out.refused_after_ms = Some(at_ms);
+                out.refused_by_ms = Some(answered_ms);
                 out.notable.push(exchange);
             }
             (Seen::Accepted, Some(_)) => {
@@ -332,13 +368,18 @@ async fn watch(
                 out.notable.push(exchange);
                 return Ok(out);
             }
-            (Seen::Accepted, None) => last_accepted = Some(exchange),
+            (Seen::Accepted, None) => {
+                out.accepted_until_ms = Some(at_ms);
+                last_accepted = Some(exchange);
+            }
             (Seen::Refused, Some(_)) => {}
         }
         next += interval;
         let elapsed = next.duration_since(revoked_at);
         match out.refused_after_ms {
-            None if elapsed > give_up => {
+            // Accepted by a poll sent after the bound: late, whatever the
+            // poll latency. (Every poll has a timeout, so this is reached.)
+            None if at_ms > bound_ms => {
                 out.notable.extend(last_accepted);
                 return Ok(out);
             }
@@ -358,6 +399,35 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// What a watch proves about the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Within {
+    /// The refusing poll's answer arrived within the bound.
+    Yes,
+    /// A poll sent after the bound was accepted.
+    No,
+    /// The bound lies between the last acceptance's send and the refusal's
+    /// answer: a slow poll hid which side the revocation fell on.
+    Unknown,
+}
+
+impl Watch {
+    fn within(&self, bound_ms: u64) -> Within {
+        if self.accepted_until_ms.is_some_and(|ms| ms > bound_ms) {
+            Within::No
+        } else if self.refused_by_ms.is_some_and(|ms| ms <= bound_ms) {
+            Within::Yes
+        } else {
+            Within::Unknown
+        }
+    }
+
+    /// `trial 1 revoking session at http://…/`
+    fn who(&self) -> String {
+        format!("trial {} {} at {}", self.trial, self.token, self.vantage)
+    }
+}
+
 fn window_finding(
     kind: Revocation,
     watches: &[Watch],
@@ -369,11 +439,11 @@ fn window_finding(
         .iter()
         .map(|w| {
             Evidence::Measurement(Measurement {
-                name: match w.refused_after_ms {
+                name: match w.refused_by_ms {
                     Some(_) => format!("time to refusal after {} ({})", kind.what(), w.token),
                     None => format!("still accepted after {} ({})", kind.what(), w.token),
                 },
-                value: w.refused_after_ms.unwrap_or(w.watched_ms) as f64,
+                value: w.refused_by_ms.unwrap_or(w.watched_ms) as f64,
                 unit: "ms".to_owned(),
                 bound: Some(bound_ms as f64),
                 vantage: Some(w.vantage.to_string()),
@@ -381,37 +451,44 @@ fn window_finding(
             })
         })
         .collect();
-    let mut times: Vec<u64> = watches.iter().filter_map(|w| w.refused_after_ms).collect();
+    let mut times: Vec<u64> = watches.iter().filter_map(|w| w.refused_by_ms).collect();
     times.sort_unstable();
-    let late: Vec<&Watch> = watches
+    let slowest = watches.iter().map(|w| w.slowest_poll_ms).max().unwrap_or(0);
+    let queued = watches
         .iter()
-        .filter(|w| w.refused_after_ms.is_none_or(|ms| ms > bound_ms))
-        .collect();
+        .map(|w| w.longest_queue_ms)
+        .max()
+        .unwrap_or(0);
     evidence.push(Evidence::note(format!(
-        "{} trials x {} watches; resolution (poll interval) {interval_ms} ms; p50 {} ms, max {} ms; bound {bound_ms} ms",
+        "{} trials x {} watches; resolution (poll interval) {interval_ms} ms; p50 {} ms, max {} ms; bound {bound_ms} ms; slowest poll {slowest} ms (longest wait for the rate cap {queued} ms). Each time is when the refusing poll's answer arrived (the revocation had taken effect by then); the token was still valid at some instant after the previous poll was sent.",
         watches.iter().map(|w| w.trial).max().unwrap_or(0),
         watches.len(),
         percentile(&times, 0.5),
         times.last().copied().unwrap_or(0),
     )));
     evidence.extend(revocations.iter().take(1).cloned().map(Evidence::Exchange));
-    let finding = if late.is_empty() {
-        Finding::pass(format!(
-            "every token was refused at every vantage within the bound: p50 {} ms, max {} ms (bound {bound_ms} ms, resolution {interval_ms} ms)",
-            percentile(&times, 0.5),
-            times.last().copied().unwrap_or(0)
-        ))
-    } else {
+    let late: Vec<&Watch> = watches
+        .iter()
+        .filter(|w| w.within(bound_ms) == Within::No)
+        .collect();
+    let unknown: Vec<&Watch> = watches
+        .iter()
+        .filter(|w| w.within(bound_ms) == Within::Unknown)
+        .collect();
+    let finding = if !late.is_empty() {
         let which: Vec<String> = late
             .iter()
-            .map(|w| match w.refused_after_ms {
+            .map(|w| match w.refused_by_ms {
                 Some(ms) => format!(
-                    "trial {} {} at {}: refused only after {ms} ms",
-                    w.trial, w.token, w.vantage
+                    "{}: still accepted by a poll sent at {} ms, refused by {ms} ms",
+                    w.who(),
+                    w.accepted_until_ms.unwrap_or(0)
                 ),
                 None => format!(
-                    "trial {} {} at {}: still accepted after {} polls",
-                    w.trial, w.token, w.vantage, w.polls
+                    "{}: still accepted after {} polls, the last sent at {} ms",
+                    w.who(),
+                    w.polls,
+                    w.watched_ms
                 ),
             })
             .collect();
@@ -420,9 +497,35 @@ fn window_finding(
             kind.what(),
             which.join("; ")
         ))
+    } else if !unknown.is_empty() {
+        let which: Vec<String> = unknown
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}: last accepted by a poll sent at {} ms, refused by a poll answered at {} ms (slowest poll {} ms, of which {} ms waiting for the rate cap)",
+                    w.who(),
+                    w.accepted_until_ms.unwrap_or(0),
+                    w.refused_by_ms.map_or_else(|| "never".to_owned(), |ms| ms.to_string()),
+                    w.slowest_poll_ms,
+                    w.longest_queue_ms
+                )
+            })
+            .collect();
+        Finding::error(format!(
+            "could not tell whether the token was refused within {bound_ms} ms after {}: slow polls left the bound between the last acceptance and the refusal ({}); rerun when the target and this machine are less loaded",
+            kind.what(),
+            which.join("; ")
+        ))
+    } else {
+        Finding::pass(format!(
+            "every token was refused at every vantage within the bound: p50 {} ms, max {} ms (bound {bound_ms} ms, resolution {interval_ms} ms)",
+            percentile(&times, 0.5),
+            times.last().copied().unwrap_or(0)
+        ))
     };
     let shown = late
         .iter()
+        .chain(&unknown)
         .flat_map(|w| w.notable.iter())
         .chain(watches.iter().take(2).flat_map(|w| w.notable.iter()));
     let mut finding = finding;
@@ -466,4 +569,75 @@ fn resurrection_finding(ctx: &Ctx, watches: &[&Watch]) -> Finding {
         which.join("; ")
     ))
     .with_exchanges(resurrected.iter().flat_map(|w| w.notable.iter()).take(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(accepted_until: Option<u64>, refused: Option<(u64, u64)>) -> Watch {
+        Watch {
+            trial: 1,
+            token: "revoking session",
+            vantage: Url::parse("http://127.0.0.1:1/").unwrap(),
+            refused_after_ms: refused.map(|(sent, _)| sent),
+            refused_by_ms: refused.map(|(_, answered)| answered),
+            accepted_until_ms: accepted_until,
+            slowest_poll_ms: 0,
+            longest_queue_ms: 0,
+            resurrected_after_ms: None,
+            polls: 3,
+            watched_ms: refused.map_or(accepted_until.unwrap_or(0), |(sent, _)| sent),
+            notable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_uses_only_what_the_bracket_proves() {
+        // Refused, answered within the bound.
+        assert_eq!(watch(Some(300), Some((400, 420))).within(2000), Within::Yes);
+        assert_eq!(watch(None, Some((0, 15))).within(2000), Within::Yes);
+        // A refusing poll sent before the bound but answered after it: the
+        // revocation may have taken effect after the bound (no false pass).
+        assert_eq!(
+            watch(Some(1800), Some((1900, 2500))).within(2000),
+            Within::Unknown
+        );
+        // The last acceptance before the bound and a slow refusal: a poll
+        // that stalled is not a failure of the target (no false fail).
+        assert_eq!(
+            watch(Some(250), Some((2100, 2150))).within(2000),
+            Within::Unknown
+        );
+        // Accepted by a poll sent after the bound: late, however slow.
+        assert_eq!(watch(Some(2050), None).within(2000), Within::No);
+        assert_eq!(
+            watch(Some(2050), Some((2150, 2160))).within(2000),
+            Within::No
+        );
+        // Never observed after the bound (cannot happen from `watch`, which
+        // polls past the bound): not a pass.
+        assert_eq!(watch(Some(1500), None).within(2000), Within::Unknown);
+    }
+
+    #[test]
+    fn a_slow_poll_across_the_bound_is_an_error_and_a_late_one_a_failure() {
+        let slow = [watch(Some(250), Some((2100, 2150)))];
+        let finding = window_finding(Revocation::SignOut, &slow, &[], 2000, 100);
+        assert_eq!(finding.status, crate::model::Status::Error, "{finding:?}");
+        assert!(
+            finding.summary.contains("slow polls"),
+            "{}",
+            finding.summary
+        );
+        let late = [
+            watch(Some(250), Some((2100, 2150))),
+            watch(Some(2050), None),
+        ];
+        let finding = window_finding(Revocation::SignOut, &late, &[], 2000, 100);
+        assert_eq!(finding.status, crate::model::Status::Fail, "{finding:?}");
+        let fine = [watch(Some(250), Some((350, 360)))];
+        let finding = window_finding(Revocation::SignOut, &fine, &[], 2000, 100);
+        assert_eq!(finding.status, crate::model::Status::Pass, "{finding:?}");
+    }
 }

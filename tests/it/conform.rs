@@ -126,12 +126,18 @@ async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str])
             || !errors.is_subset(&tolerated)
             || passed_blind > 0
         {
+            // Every unexpected verdict with its reason, so that a CI log
+            // alone says what went wrong.
             let why: Vec<String> = report
                 .checks
                 .iter()
-                .filter(|c| c.status == Status::Error)
-                .map(|c| format!("{}: {}", c.id, c.summary))
-                .take(3)
+                .filter(|c| {
+                    let check = c.id.as_str();
+                    (c.status == Status::Error && !tolerated.contains(check))
+                        || (c.status == Status::Fail && !expected.contains(check))
+                        || (c.status != Status::Fail && check == id)
+                })
+                .map(|c| format!("{} {:?}: {}", c.id, c.status, c.summary))
                 .collect();
             problems.push(format!(
                 "FAULTS={id}: failed {failed:?} (expected {expected:?}), errors {errors:?} {why:#?}"
