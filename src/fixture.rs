@@ -396,7 +396,24 @@ impl Fixture {
 
     /// Stops the launcher: closes its stdin (it shuts down cleanly), waits a
     /// grace period, then signals the whole group until nothing is left.
+    ///
+    /// This blocks for as long as the group takes to exit (up to seconds).
+    /// On a worker thread of a multi-threaded tokio runtime (a fixture
+    /// dropped inside a spawned task) the worker's other tasks are handed to
+    /// another thread first: otherwise they would stall meanwhile, and a
+    /// stalled revocation poll of another run in the same process reads as
+    /// a late refusal.
     pub fn stop(&mut self) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.stop_now())
+            }
+            _ => self.stop_now(),
+        }
+    }
+
+    fn stop_now(&mut self) {
         if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.flush();
         }
