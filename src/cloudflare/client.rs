@@ -1,6 +1,7 @@
 //! A read-only Cloudflare API client: bearer token, the v4 envelope, and
-//! retries (429 honours `Retry-After` up to a cap; 5xx and dropped
-//! connections back off exponentially, a bounded number of times).
+//! retries (429 honours `Retry-After`, seconds or HTTP date, up to a cap;
+//! 5xx and dropped connections back off exponentially, a bounded number of
+//! times).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -341,12 +342,20 @@ impl Client {
     }
 }
 
-/// `Retry-After` in seconds (fractions allowed); HTTP dates are not honoured
-/// and fall back to the backoff.
+/// `Retry-After` as delay-seconds (fractions allowed) or as an HTTP date
+/// (RFC 9110 §10.2.3; a date already past means no wait). Anything else
+/// falls back to the backoff.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    let seconds: f64 = value.parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -363,10 +372,27 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
         h.insert(RETRY_AFTER, "-1".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retry_after_takes_an_http_date() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let mut h = HeaderMap::new();
         h.insert(
             RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+            "Wed, 21 Oct 2015 07:28:05 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after_at(&h, now), Some(Duration::from_secs(5)));
+        // A date already past: retry now.
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:27:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after_at(&h, now), Some(Duration::ZERO));
+        // Not a date in the IMF-fixdate (or obsolete) forms.
+        h.insert(RETRY_AFTER, "2015-10-21T07:28:05Z".parse().unwrap());
+        assert_eq!(retry_after_at(&h, now), None);
     }
 }
