@@ -177,7 +177,7 @@ impl Hit {
     }
     /// `Retry-After` as delay-seconds, when it is one.
     fn retry_after_s(&self) -> Option<u64> {
-        self.observed.header("retry-after")?.trim().parse().ok()
+        self.observed.retry_after_s()
     }
 }
 

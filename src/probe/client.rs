@@ -2,7 +2,7 @@
 //! the [`Governor`], recorded as a redacted [`Exchange`], and its cookies
 //! parsed.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -105,6 +105,11 @@ impl Observed {
         self.header_values(name).next()
     }
 
+    /// `Retry-After` as delay-seconds, when it is one.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        self.header("retry-after")?.trim().parse().ok()
+    }
+
     /// Every `Set-Cookie`, parsed; one malformed header is an error.
     pub fn set_cookies(&self) -> Result<Vec<SetCookie>, CookieError> {
         self.header_values("set-cookie")
@@ -124,7 +129,24 @@ pub struct Probe {
     governor: Arc<Governor>,
     redactor: Arc<Redactor>,
     epoch: Instant,
+    patience: Option<Arc<Patience>>,
+    /// The 429 waits of this probe and every patient clone of it.
+    waits: Arc<Mutex<Vec<Duration>>>,
 }
+
+/// How a patient probe waits out 429s (see [`Probe::patient`]).
+#[derive(Debug)]
+struct Patience {
+    /// The longest single wait: about one rate-limit window.
+    per_wait: Duration,
+    /// No wait may end after this, whatever the number of requests.
+    until: Instant,
+}
+
+/// Resends of one request after a 429, at most.
+const MAX_PATIENT_RESENDS: usize = 2;
+/// Waits go this much past `Retry-After`, which is whole seconds.
+const PAST_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 impl Probe {
     pub fn new(budget: Budget, redactor: Arc<Redactor>) -> Result<Self, ProbeError> {
@@ -143,7 +165,31 @@ impl Probe {
             governor: Arc::new(Governor::new(budget)),
             redactor,
             epoch: Instant::now(),
+            patience: None,
+            waits: Arc::default(),
         })
+    }
+
+    /// The same client (budget, rate cap, redaction, clock), except that a
+    /// 429 is waited out and the request resent, for checks that test
+    /// something other than rate limits and would otherwise meet a bucket
+    /// that an earlier run exhausted. A wait lasts until `Retry-After` (or
+    /// `per_wait` without one), never longer than `per_wait`, never past
+    /// `within` from now, and a request is resent at most twice; after that
+    /// the 429 is the caller's. A resent exchange says so in its label.
+    pub fn patient(&self, per_wait: Duration, within: Duration) -> Probe {
+        Probe {
+            patience: Some(Arc::new(Patience {
+                per_wait,
+                until: Instant::now() + within,
+            })),
+            ..self.clone()
+        }
+    }
+
+    /// The 429 waits made by this probe and its patient clones.
+    pub fn waits(&self) -> Vec<Duration> {
+        self.waits.lock().expect("waits poisoned").clone()
     }
 
     pub fn governor(&self) -> &Governor {
@@ -162,6 +208,38 @@ impl Probe {
     /// Sends a request. A transport failure is an error: the caller decides
     /// whether it can still tell anything (usually it cannot).
     pub async fn send(&self, req: Req) -> Result<Observed, ProbeError> {
+        let mut observed = self.send_once(&req).await?;
+        let Some(patience) = &self.patience else {
+            return Ok(observed);
+        };
+        let mut waited = Duration::ZERO;
+        for _ in 0..MAX_PATIENT_RESENDS {
+            if observed.status != 429 {
+                break;
+            }
+            let wait = observed
+                .retry_after_s()
+                .map_or(patience.per_wait, |s| {
+                    Duration::from_secs(s) + PAST_RETRY_AFTER
+                })
+                .min(patience.per_wait);
+            if Instant::now() + wait > patience.until {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            self.waits.lock().expect("waits poisoned").push(wait);
+            waited += wait;
+            observed = self.send_once(&req).await?;
+            observed.exchange.label = format!(
+                "{} (resent after waiting {} ms out a 429)",
+                observed.exchange.label,
+                waited.as_millis()
+            );
+        }
+        Ok(observed)
+    }
+
+    async fn send_once(&self, req: &Req) -> Result<Observed, ProbeError> {
         self.governor.admit().await?;
         let at_ms = self.now_ms();
         let started = Instant::now();
@@ -199,7 +277,7 @@ impl Probe {
                 self.redactor.learn_str(c.value());
             }
         }
-        let exchange = self.record(&req, status, &headers, &body, at_ms, elapsed_ms);
+        let exchange = self.record(req, status, &headers, &body, at_ms, elapsed_ms);
         Ok(Observed {
             status,
             headers,

@@ -283,3 +283,64 @@ async fn the_budget_and_the_rate_cap_are_never_exceeded() {
         "{cut_short:#?}"
     );
 }
+
+/// A bucket left spent (as right after an earlier run) answers 429 to the
+/// functional checks: they wait the window out (and say so in the
+/// exchange) instead of reporting `error`, and the whole run passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spent_bucket_is_waited_out_by_the_functional_checks() {
+    let fixture = tokio::task::spawn_blocking(|| start(two_edges(&[])))
+        .await
+        .unwrap();
+    // Spend free's bucket right before the run, as the ratelimit suite of
+    // an earlier run does, early in a window so that the run meets it
+    // spent: when the 429 says the window ends within 4 s, wait for the
+    // next one and spend that (bounded: the limit is 20, the window 5 s).
+    let ctx = crate::support::ctx(&fixture);
+    let (free, _) = flareproof::checks::sign_in(&ctx, "free", Default::default())
+        .await
+        .expect("free signs in");
+    let mut left_in_window = None;
+    'windows: for _ in 0..3 {
+        for _ in 0..40 {
+            let req = flareproof::probe::Req::get(ctx.url(&ctx.target.paths.posts), "spend free")
+                .jar(&free.session_jar());
+            let observed = ctx.probe.send(req).await.unwrap();
+            if observed.status == 429 {
+                let s = observed.retry_after_s().expect("a 429 with Retry-After");
+                if s >= 4 {
+                    left_in_window = Some(s);
+                    break 'windows;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(s * 1000 + 100)).await;
+                continue 'windows;
+            }
+        }
+        panic!("free's bucket never answered 429");
+    }
+    assert!(left_in_window.is_some(), "no fresh window was spent");
+    let conform = flareproof::conform::Conform {
+        target: Arc::new(crate::support::target(&fixture)),
+        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        selection: flareproof::conform::Selection::all(),
+        progress: Arc::new(flareproof::progress::Silent),
+    };
+    let (report, probe) = conform.run().await.unwrap();
+    let not_passed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .map(|c| format!("{} {:?}: {}", c.id, c.status, c.summary))
+        .collect();
+    assert!(not_passed.is_empty(), "{not_passed:#?}");
+    // The functional checks met the spent bucket and waited (at most a
+    // window, 5 s, + 1 s each).
+    let waits = probe.waits();
+    assert!(!waits.is_empty(), "no check met the spent bucket");
+    assert!(
+        waits
+            .iter()
+            .all(|w| *w <= std::time::Duration::from_secs(6)),
+        "{waits:?}"
+    );
+}

@@ -3,6 +3,7 @@
 mod cli;
 mod conform;
 mod fixture;
+mod probe;
 mod report;
 mod schema;
 mod support;

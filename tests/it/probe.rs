@@ -1,0 +1,94 @@
+//! The probe's patience: a 429 is waited out for the checks that test
+//! something else, within bounds, and never for the others.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flareproof::probe::{Probe, Redactor, Req};
+use flareproof::target::Budget;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BUDGET: Budget = Budget {
+    max_requests: 20,
+    max_rps: 50,
+};
+
+/// A server that answers 429 (`Retry-After: 1`) `refusals` times, then 200.
+async fn spent_bucket(refusals: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(refusals)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn probe() -> Probe {
+    Probe::new(BUDGET, Arc::new(Redactor::new())).unwrap()
+}
+
+fn get(server: &MockServer) -> Req {
+    Req::get(
+        url::Url::parse(&format!("{}/api/posts", server.uri())).unwrap(),
+        "list posts",
+    )
+}
+
+#[tokio::test]
+async fn a_patient_probe_waits_out_retry_after_and_says_so() {
+    let server = spent_bucket(1).await;
+    let patient = probe().patient(Duration::from_secs(3), Duration::from_secs(10));
+    let started = Instant::now();
+    let observed = patient.send(get(&server)).await.unwrap();
+    assert_eq!(observed.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    assert!(
+        observed
+            .exchange
+            .label
+            .contains("resent after waiting 1100 ms out a 429"),
+        "{}",
+        observed.exchange.label
+    );
+    assert_eq!(patient.waits(), vec![Duration::from_millis(1100)]);
+    assert_eq!(
+        patient.governor().sent_count(),
+        2,
+        "both sends pass the governor"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_probe_hands_the_429_to_the_caller() {
+    let server = spent_bucket(1).await;
+    let observed = probe().send(get(&server)).await.unwrap();
+    assert_eq!(observed.status, 429);
+}
+
+#[tokio::test]
+async fn patience_is_bounded_per_request_and_in_all() {
+    // Refused more often than a request may be resent: the third 429 is the
+    // caller's.
+    let server = spent_bucket(10).await;
+    let patient = probe().patient(Duration::from_secs(3), Duration::from_secs(10));
+    let observed = patient.send(get(&server)).await.unwrap();
+    assert_eq!(observed.status, 429);
+    assert_eq!(patient.waits().len(), 2);
+    // A wait that would end past the overall bound is not started.
+    let server = spent_bucket(1).await;
+    let patient = probe().patient(Duration::from_secs(3), Duration::from_millis(500));
+    let observed = patient.send(get(&server)).await.unwrap();
+    assert_eq!(observed.status, 429);
+    assert!(patient.waits().is_empty());
+}
