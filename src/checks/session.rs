@@ -346,9 +346,11 @@ async fn watch(
         .await?;
         let answered = ctx.probe.now_ms();
         // Times from the revocation's answer: when the poll left the
-        // governor, and when its answer arrived.
+        // governor (a difference of whole ms, under 1 ms over the truth, so
+        // `at_ms > bound_ms` proves a send after the bound), and when its
+        // answer arrived (rounded up, so "answered within the bound" holds).
         let at_ms = exchange.at_ms.saturating_sub(revoked_ms);
-        let answered_ms = answered.saturating_sub(revoked_ms);
+        let answered_ms = revoked_at.elapsed().as_micros().div_ceil(1000) as u64;
         out.polls += 1;
         if out.refused_after_ms.is_none() {
             out.slowest_poll_ms = out.slowest_poll_ms.max(answered.saturating_sub(queued));
