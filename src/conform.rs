@@ -136,12 +136,15 @@ impl Conform {
         };
         let ids = |area| selected(area);
         // Cookie and scope spend a few requests of free's and free2's
-        // buckets: they hold them shared, so the ratelimit suite measures
-        // those buckets only once they are done. Session checks use fresh
-        // accounts and the unmetered get-session.
+        // buckets, and of the anonymous one whenever a session they carry is
+        // no longer valid (a target that lets a cross-site POST sign them
+        // out, one that drops sessions, one that meters sign-in by IP): they
+        // hold all three shared, so the ratelimit suite measures those
+        // buckets only once they are done. Session checks use fresh accounts
+        // and the unmetered get-session.
         let buckets = Buckets::default();
         let progress = self.progress.as_ref();
-        let functional_lease = buckets.try_share(&["free", "free2"]);
+        let functional_lease = buckets.try_share(&["anonymous", "free", "free2"]);
         // A bucket an earlier run left exhausted answers 429 to checks that
         // test something else: they wait it out (at most a window each, two
         // windows in all) instead of reporting `error`.

@@ -399,10 +399,11 @@ impl Fixture {
     ///
     /// This blocks for as long as the group takes to exit (up to seconds).
     /// On a worker thread of a multi-threaded tokio runtime (a fixture
-    /// dropped inside a spawned task) the worker's other tasks are handed to
-    /// another thread first: otherwise they would stall meanwhile, and a
-    /// stalled revocation poll of another run in the same process reads as
-    /// a late refusal.
+    /// dropped inside a spawned task) the worker's other queued tasks are
+    /// handed to another thread first, so they do not stall meanwhile. The
+    /// task that drops the fixture still blocks, and with it any future it
+    /// polls itself (`join!` siblings): drop a fixture in a task of its own,
+    /// or after the work that shares its task is done.
     pub fn stop(&mut self) {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current() {

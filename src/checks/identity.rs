@@ -54,7 +54,11 @@ impl Unobservable {
 
 impl From<ProbeError> for Unobservable {
     fn from(e: ProbeError) -> Self {
-        Unobservable::new(crate::error_chain(&e))
+        let reason = crate::error_chain(&e);
+        match e {
+            ProbeError::StillRateLimited { exchanges, .. } => Unobservable { reason, exchanges },
+            _ => Unobservable::new(reason),
+        }
     }
 }
 

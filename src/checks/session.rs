@@ -406,16 +406,19 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 enum Within {
     /// The refusing poll's answer arrived within the bound.
     Yes,
-    /// A poll sent after the bound was accepted.
+    /// A poll sent after the bound was accepted, before the first refusal
+    /// or after it (a resurrection past the bound).
     No,
     /// The bound lies between the last acceptance's send and the refusal's
-    /// answer: a slow poll hid which side the revocation fell on.
+    /// answer: which side the revocation fell on is below the resolution
+    /// (the poll interval plus the refusing poll's latency).
     Unknown,
 }
 
 impl Watch {
     fn within(&self, bound_ms: u64) -> Within {
-        if self.accepted_until_ms.is_some_and(|ms| ms > bound_ms) {
+        let late = |ms: Option<u64>| ms.is_some_and(|ms| ms > bound_ms);
+        if late(self.accepted_until_ms) || late(self.resurrected_after_ms) {
             Within::No
         } else if self.refused_by_ms.is_some_and(|ms| ms <= bound_ms) {
             Within::Yes
@@ -481,6 +484,11 @@ fn window_finding(
         let which: Vec<String> = late
             .iter()
             .map(|w| match w.refused_by_ms {
+                Some(ms) if w.resurrected_after_ms.is_some_and(|r| r > bound_ms) => format!(
+                    "{}: refused by {ms} ms, then accepted again by a poll sent at {} ms",
+                    w.who(),
+                    w.resurrected_after_ms.unwrap_or(0)
+                ),
                 Some(ms) => format!(
                     "{}: still accepted by a poll sent at {} ms, refused by {ms} ms",
                     w.who(),
@@ -514,7 +522,7 @@ fn window_finding(
             })
             .collect();
         Finding::error(format!(
-            "could not tell whether the token was refused within {bound_ms} ms after {}: slow polls left the bound between the last acceptance and the refusal ({}); rerun when the target and this machine are less loaded",
+            "could not tell whether the token was refused within {bound_ms} ms after {}: the bound fell between the last accepted poll's send and the refusing poll's answer, a gap below this run's resolution (poll interval {interval_ms} ms, plus the refusing poll's latency) ({}); rerun: the polls of another run fall elsewhere, and slow ones mean the target or this machine is loaded",
             kind.what(),
             which.join("; ")
         ))
@@ -617,6 +625,15 @@ mod tests {
             watch(Some(2050), Some((2150, 2160))).within(2000),
             Within::No
         );
+        // Refused in time, then accepted again by a poll sent after the
+        // bound: the token was valid past the bound (a resurrection within
+        // the bound is `session.no-resurrection`'s alone).
+        let resurrected = |at| Watch {
+            resurrected_after_ms: Some(at),
+            ..watch(Some(300), Some((400, 420)))
+        };
+        assert_eq!(resurrected(2100).within(2000), Within::No);
+        assert_eq!(resurrected(1900).within(2000), Within::Yes);
         // Never observed after the bound (cannot happen from `watch`, which
         // polls past the bound): not a pass.
         assert_eq!(watch(Some(1500), None).within(2000), Within::Unknown);
@@ -628,7 +645,7 @@ mod tests {
         let finding = window_finding(Revocation::SignOut, &slow, &[], 2000, 100);
         assert_eq!(finding.status, crate::model::Status::Error, "{finding:?}");
         assert!(
-            finding.summary.contains("slow polls"),
+            finding.summary.contains("below this run's resolution"),
             "{}",
             finding.summary
         );

@@ -32,6 +32,18 @@ pub enum ProbeError {
     },
     #[error("build HTTP client")]
     Client(#[source] reqwest::Error),
+    /// A patient probe met a 429 it could not wait out: the check it serves
+    /// tests something other than rate limits, so it could not observe.
+    #[error(
+        "{label}: still answered 429 after {sends} sends and {waited_ms} ms of waiting; a spent rate-limit bucket, which this check does not test, stood in its way"
+    )]
+    StillRateLimited {
+        label: String,
+        sends: usize,
+        waited_ms: u128,
+        /// Every 429 exchange, redacted, for the evidence.
+        exchanges: Vec<Exchange>,
+    },
 }
 
 /// A request to send.
@@ -175,8 +187,12 @@ impl Probe {
     /// something other than rate limits and would otherwise meet a bucket
     /// that an earlier run exhausted. A wait lasts until `Retry-After` (or
     /// `per_wait` without one), never longer than `per_wait`, never past
-    /// `within` from now, and a request is resent at most twice; after that
-    /// the 429 is the caller's. A resent exchange says so in its label.
+    /// `within` from now, and a request is resent at most twice; a 429 left
+    /// after that is [`ProbeError::StillRateLimited`], never an answer the
+    /// check could judge. A resent exchange says so in its label.
+    ///
+    /// Resending a POST assumes what CONTRACT.md implies: a target meters a
+    /// request before it acts on it, so a refused write was not made.
     pub fn patient(&self, per_wait: Duration, within: Duration) -> Probe {
         Probe {
             patience: Some(Arc::new(Patience {
@@ -213,18 +229,24 @@ impl Probe {
             return Ok(observed);
         };
         let mut waited = Duration::ZERO;
-        for _ in 0..MAX_PATIENT_RESENDS {
-            if observed.status != 429 {
-                break;
-            }
+        let mut refusals = Vec::new();
+        while observed.status == 429 {
             let wait = observed
                 .retry_after_s()
                 .map_or(patience.per_wait, |s| {
                     Duration::from_secs(s) + PAST_RETRY_AFTER
                 })
                 .min(patience.per_wait);
-            if Instant::now() + wait > patience.until {
-                break;
+            let resend =
+                refusals.len() < MAX_PATIENT_RESENDS && Instant::now() + wait <= patience.until;
+            refusals.push(observed.exchange);
+            if !resend {
+                return Err(ProbeError::StillRateLimited {
+                    label: self.redactor.scrub(&req.label),
+                    sends: refusals.len(),
+                    waited_ms: waited.as_millis(),
+                    exchanges: refusals,
+                });
             }
             tokio::time::sleep(wait).await;
             self.waits.lock().expect("waits poisoned").push(wait);

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flareproof::probe::{Probe, Redactor, Req};
+use flareproof::probe::{Probe, ProbeError, Redactor, Req};
 use flareproof::target::Budget;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -78,17 +78,39 @@ async fn a_plain_probe_hands_the_429_to_the_caller() {
 
 #[tokio::test]
 async fn patience_is_bounded_per_request_and_in_all() {
-    // Refused more often than a request may be resent: the third 429 is the
-    // caller's.
+    // Refused more often than a request may be resent: the third 429 is an
+    // error naming the request, with every 429 as evidence, never an answer.
     let server = spent_bucket(10).await;
     let patient = probe().patient(Duration::from_secs(3), Duration::from_secs(10));
-    let observed = patient.send(get(&server)).await.unwrap();
-    assert_eq!(observed.status, 429);
+    let err = patient.send(get(&server)).await.unwrap_err();
     assert_eq!(patient.waits().len(), 2);
+    match &err {
+        ProbeError::StillRateLimited {
+            label,
+            sends,
+            exchanges,
+            waited_ms,
+        } => {
+            assert_eq!(label, "list posts");
+            assert_eq!(*sends, 3);
+            assert_eq!(*waited_ms, 2200);
+            assert_eq!(exchanges.len(), 3);
+            assert!(
+                exchanges
+                    .iter()
+                    .all(|e| e.response.as_ref().unwrap().status == 429)
+            );
+        }
+        other => panic!("expected StillRateLimited, got {other:?}"),
+    }
+    assert!(err.to_string().contains("still answered 429"), "{err}");
     // A wait that would end past the overall bound is not started.
     let server = spent_bucket(1).await;
     let patient = probe().patient(Duration::from_secs(3), Duration::from_millis(500));
-    let observed = patient.send(get(&server)).await.unwrap();
-    assert_eq!(observed.status, 429);
+    let err = patient.send(get(&server)).await.unwrap_err();
+    assert!(
+        matches!(err, ProbeError::StillRateLimited { sends: 1, .. }),
+        "{err:?}"
+    );
     assert!(patient.waits().is_empty());
 }
