@@ -138,10 +138,10 @@ impl Conform {
         // Cookie and scope spend a few requests of free's and free2's
         // buckets, and of the anonymous one whenever a session they carry is
         // no longer valid (a target that lets a cross-site POST sign them
-        // out, one that drops sessions, one that meters sign-in by IP): they
-        // hold all three shared, so the ratelimit suite measures those
-        // buckets only once they are done. Session checks use fresh accounts
-        // and the unmetered get-session.
+        // out, one that drops sessions): they hold all three shared, so the
+        // ratelimit suite measures those buckets only once they are done.
+        // Session checks use fresh accounts and only `/api/auth/*`, which
+        // the contract leaves unmetered.
         let buckets = Buckets::default();
         let progress = self.progress.as_ref();
         let functional_lease = buckets.try_share(&["anonymous", "free", "free2"]);

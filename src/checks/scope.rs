@@ -461,25 +461,35 @@ async fn bola_by_id(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservab
     ))
 }
 
+/// A write naming B as author must not be stored as B's. What decides it is
+/// seen, never assumed: an accepted write must show up in A's or B's list,
+/// and a refused one is followed by a control write of A's own that must go
+/// through (else the refusal may be of A's session, not of the author).
 async fn write_as_other(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobservable> {
     let marker = format!("flareproof write-as-other {}", ctx.probe.now_ms());
-    let req = Req::post(
-        ctx.url(&ctx.target.paths.posts),
-        "A writes a post naming B as author",
-    )
-    .header("origin", ctx.target.origin.clone())
-    .jar(&a.identity.session_jar())
-    .json(&json!({ "title": marker, OWNER_COLUMN: b.id }));
-    let written = ctx.probe.send(req).await?;
+    let post = |label: &str, body: Value| {
+        Req::post(ctx.url(&ctx.target.paths.posts), label)
+            .header("origin", ctx.target.origin.clone())
+            .jar(&a.identity.session_jar())
+            .json(&body)
+    };
+    let written = ctx
+        .probe
+        .send(post(
+            "A writes a post naming B as author",
+            json!({ "title": marker, OWNER_COLUMN: b.id }),
+        ))
+        .await?;
     let (b_list, b_posts) = list_posts(ctx, b, "", "B lists its own posts after the write").await?;
     let stored_as_b = b_posts.iter().any(|p| p["title"] == marker.as_str());
     let answer = written.json().unwrap_or(Value::Null);
     let answered_as_b = owner_of(&answer).as_deref() == Some(b.id.as_str());
+    let accepted = (200..300).contains(&written.status);
     let problem = if stored_as_b {
         Some("the post A wrote naming B as author is in B's posts".to_owned())
     } else if answered_as_b {
         Some("the write answered with B as the author".to_owned())
-    } else if (200..300).contains(&written.status)
+    } else if accepted
         && owner_of(&answer).as_deref() != Some(a.id.as_str())
         && owner_of(&answer).is_some()
     {
@@ -487,11 +497,52 @@ async fn write_as_other(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, Unobse
     } else {
         None
     };
-    Ok(verdict(
-        problem,
-        "a write naming B as author was not stored as B's",
-        [&written.exchange, &b_list.exchange],
+    if let Some(problem) = problem {
+        return Ok(Finding::fail(problem).with_exchanges([&written.exchange, &b_list.exchange]));
+    }
+    let mut exchanges = vec![written.exchange.clone(), b_list.exchange.clone()];
+    if accepted {
+        // Accepted and not in B's list: it must be in A's, or B's list may
+        // simply not show new posts.
+        let (a_list, a_posts) =
+            list_posts(ctx, a, "", "A lists its own posts after the write").await?;
+        exchanges.push(a_list.exchange);
+        if !a_posts.iter().any(|p| p["title"] == marker.as_str()) {
+            return Err(Unobservable {
+                reason: format!(
+                    "the write naming B was accepted ({}) but its post is in neither A's nor B's list, so where it was stored could not be seen",
+                    written.status
+                ),
+                exchanges,
+            });
+        }
+        return Ok(
+            Finding::pass("a write naming B as author was stored as A's, not B's")
+                .with_exchanges(&exchanges),
+        );
+    }
+    let control = ctx
+        .probe
+        .send(post(
+            "control: A writes a post of its own",
+            json!({ "title": format!("{marker} control") }),
+        ))
+        .await?;
+    exchanges.push(control.exchange.clone());
+    if !(200..300).contains(&control.status) {
+        return Err(Unobservable {
+            reason: format!(
+                "the write naming B was refused ({}), but so was A's control write of its own ({}), so the refusal proves nothing",
+                written.status, control.status
+            ),
+            exchanges,
+        });
+    }
+    Ok(Finding::pass(format!(
+        "a write naming B as author was refused ({}) while A's own write went through",
+        written.status
     ))
+    .with_exchanges(&exchanges))
 }
 
 fn verdict<'e>(

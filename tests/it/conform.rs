@@ -344,3 +344,35 @@ async fn a_spent_bucket_is_waited_out_by_the_functional_checks() {
         "{waits:?}"
     );
 }
+
+/// Admin probed alone has no other bucket's reset to align on: the window's
+/// phase is unknown, so it sends twice the probed count (60 = 2 x 2 x pro's
+/// 15) within a window's length. An admin limited like pro is refused; the
+/// healthy one passes and says the phase was unknown.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_alone_is_probed_with_twice_the_count() {
+    const ID: &str = "ratelimit.admin-unlimited";
+    let healthy = tokio::task::spawn_blocking(|| start(two_edges(&[])));
+    let faulty = tokio::task::spawn_blocking(|| start(two_edges(&[ID])));
+    let (healthy, faulty) = (healthy.await.unwrap(), faulty.await.unwrap());
+    let (healthy_report, faulty_report) =
+        tokio::join!(conform(&healthy, &[ID]), conform(&faulty, &[ID]));
+    let result = |report: &flareproof::model::Report| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.id.as_str() == ID)
+            .cloned()
+            .unwrap()
+    };
+    let healthy = result(&healthy_report);
+    assert_eq!(healthy.status, Status::Pass, "{}", healthy.summary);
+    assert!(
+        healthy.summary.contains("60 requests") && healthy.summary.contains("phase unknown"),
+        "{}",
+        healthy.summary
+    );
+    let faulty = result(&faulty_report);
+    assert_eq!(faulty.status, Status::Fail, "{}", faulty.summary);
+    assert!(faulty.summary.contains("of 60"), "{}", faulty.summary);
+}

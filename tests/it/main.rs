@@ -6,5 +6,6 @@ mod fixture;
 mod probe;
 mod report;
 mod schema;
+mod scope;
 mod support;
 mod verify;

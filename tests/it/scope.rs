@@ -1,0 +1,137 @@
+//! The scope checks' controls, against a stand-in target whose answers a
+//! test chooses: a refusal or an unseen write never passes.
+
+use std::sync::Arc;
+
+use flareproof::checks::{self, Ctx};
+use flareproof::model::Status;
+use flareproof::plan::Plan;
+use flareproof::probe::{Probe, Redactor};
+use flareproof::target::TargetConfig;
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CHECK: &str = "scope.write-as-other-rejected";
+
+/// A target where `free` (user `a`) and `free2` (user `b`) sign in, B lists
+/// one post of its own and A lists `a_posts`; POST /api/posts is mounted by
+/// the test.
+async fn stand_in(a_posts: serde_json::Value) -> MockServer {
+    let server = MockServer::start().await;
+    for (email, id) in [("a@example.test", "a"), ("b@example.test", "b")] {
+        Mock::given(method("POST"))
+            .and(path("/api/auth/sign-in/email"))
+            .and(body_partial_json(json!({ "email": email })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header(
+                        "set-cookie",
+                        format!("session_token=tok-{id}; Path=/; HttpOnly; Secure; SameSite=Lax"),
+                    )
+                    .set_body_json(json!({ "user": { "id": id } })),
+            )
+            .mount(&server)
+            .await;
+    }
+    let list = |cookie: &str, posts: serde_json::Value| {
+        Mock::given(method("GET"))
+            .and(path("/api/posts"))
+            .and(wiremock::matchers::header("cookie", cookie))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "posts": posts })))
+    };
+    list(
+        "session_token=tok-b",
+        json!([{ "id": 7, "title": "b's", "author_id": "b" }]),
+    )
+    .mount(&server)
+    .await;
+    list("session_token=tok-a", a_posts).mount(&server).await;
+    server
+}
+
+async fn run(server: &MockServer) -> flareproof::model::CheckResult {
+    let config = format!(
+        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
+         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
+         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
+        server.uri()
+    );
+    let target = TargetConfig::parse("stand-in.toml", &config)
+        .unwrap()
+        .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
+        .unwrap();
+    let target = Arc::new(target);
+    let ctx = Ctx {
+        probe: Probe::new(target.budget, Arc::new(Redactor::new())).unwrap(),
+        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        target,
+    };
+    let mut results = checks::scope::run(&ctx, &[CHECK]).await;
+    assert_eq!(results.len(), 1);
+    results.remove(0)
+}
+
+fn posts_answer(status: u16) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({ "error": "no" }))
+}
+
+#[tokio::test]
+async fn a_refused_write_passes_only_when_a_control_write_goes_through() {
+    // Every write refused (as if A's session were not valid): the refusal of
+    // the write naming B proves nothing.
+    let server = stand_in(json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/api/posts"))
+        .respond_with(posts_answer(401))
+        .mount(&server)
+        .await;
+    let result = run(&server).await;
+    assert_eq!(result.status, Status::Error, "{}", result.summary);
+    assert!(
+        result.summary.contains("control write"),
+        "{}",
+        result.summary
+    );
+
+    // The write naming B refused, A's own write accepted: a pass.
+    let server = stand_in(json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/api/posts"))
+        .and(body_partial_json(json!({ "author_id": "b" })))
+        .respond_with(posts_answer(403))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/posts"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({ "id": 9, "author_id": "a" })),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let result = run(&server).await;
+    assert_eq!(result.status, Status::Pass, "{}", result.summary);
+}
+
+#[tokio::test]
+async fn an_accepted_write_seen_in_neither_list_is_an_error() {
+    // Accepted as A's, but no list shows it: B's list may just not show new
+    // posts, so "not in B's list" proves nothing.
+    let server = stand_in(json!([])).await;
+    Mock::given(method("POST"))
+        .and(path("/api/posts"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({ "id": 9, "author_id": "a" })),
+        )
+        .mount(&server)
+        .await;
+    let result = run(&server).await;
+    assert_eq!(result.status, Status::Error, "{}", result.summary);
+    assert!(
+        result.summary.contains("neither A's nor B's list"),
+        "{}",
+        result.summary
+    );
+}
