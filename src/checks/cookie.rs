@@ -327,12 +327,15 @@ async fn csrf(ctx: &Ctx, who: &Identity) -> Result<Finding, Unobservable> {
         ("no Origin", None),
         ("Origin: null", Some("null")),
     ];
+    // The app route first: a sign-out that got through would leave the
+    // later POSTs without a session, and their answers would no longer
+    // show what the Origin check did.
     let targets = [
-        (ctx.target.paths.sign_out.as_str(), json!({})),
         (
             ctx.target.paths.posts.as_str(),
             json!({ "title": "flareproof csrf probe" }),
         ),
+        (ctx.target.paths.sign_out.as_str(), json!({})),
     ];
     let mut accepted = Vec::new();
     let mut exchanges = Vec::new();
