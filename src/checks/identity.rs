@@ -215,6 +215,23 @@ pub async fn accepted_at(
     Ok((seen, observed.exchange))
 }
 
+/// Fails unless `who`'s session is still accepted at the base URL: a check
+/// whose requests carried a session that stopped being valid sent them
+/// anonymously, so what they showed is not about `who`.
+pub async fn still_signed_in(ctx: &Ctx, who: &str, jar: &Jar) -> Result<(), Unobservable> {
+    let label = format!("{who}: still signed in after its requests");
+    let (seen, exchange) = accepted_at(ctx, jar, &ctx.target.base_url, &label).await?;
+    match seen {
+        Seen::Accepted => Ok(()),
+        Seen::Refused => Err(Unobservable {
+            reason: format!(
+                "{who}'s session was no longer valid after its requests, so they may have been counted as anonymous"
+            ),
+            exchanges: vec![exchange],
+        }),
+    }
+}
+
 /// A random number for names, nonces and throwaway passwords (std's
 /// randomly keyed SipHash; no extra dependency).
 pub fn random_u64() -> u64 {

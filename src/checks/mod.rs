@@ -11,7 +11,7 @@ pub mod verify;
 use std::sync::Arc;
 
 pub use crate::model::Finding;
-pub use identity::{Identity, Unobservable, sign_in, sign_in_as, sign_out};
+pub use identity::{Identity, Unobservable, sign_in, sign_in_as, sign_out, still_signed_in};
 
 use crate::model::CheckResult;
 use crate::plan::Plan;

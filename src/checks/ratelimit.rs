@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock, watch};
 
-use super::{Ctx, Finding, Unobservable, sign_in};
+use super::{Ctx, Finding, Unobservable, sign_in, still_signed_in};
 use crate::model::{CheckResult, Evidence, Exchange, Timeline, TimelinePoint};
 use crate::probe::{Jar, Observed, Req};
 
@@ -774,6 +774,12 @@ async fn measure_tier(
         cap,
     )
     .await?;
+    // Every verdict above assumed the requests were this tier's.
+    for c in std::iter::once(&me).chain(other.as_ref()) {
+        if let Some(jar) = &c.jar {
+            still_signed_in(ctx, c.bucket, jar).await?;
+        }
+    }
     outcome.run = run;
     if other.is_some() {
         outcome.other_runs.push(other_run);
@@ -981,6 +987,9 @@ async fn admin_burst(
     let mut run = BucketRun::default();
     let started = Instant::now();
     let hits = suite.burst(&mut run, me, sent, "admin").await?;
+    if let Some(jar) = &me.jar {
+        still_signed_in(ctx, "admin", jar).await?;
+    }
     let refused = hits
         .iter()
         .enumerate()

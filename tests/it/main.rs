@@ -6,6 +6,6 @@ mod fixture;
 mod probe;
 mod report;
 mod schema;
-mod scope;
+mod stand_in;
 mod support;
 mod verify;

@@ -1,12 +1,13 @@
-//! The scope checks' controls, against a stand-in target whose answers a
-//! test chooses: a refusal or an unseen write never passes.
+//! Controls of the checks, against a stand-in target whose answers a test
+//! chooses: a refusal that may not be about what the check tests, an unseen
+//! write or a session gone invalid never passes.
 
 use std::sync::Arc;
 
 use flareproof::checks::{self, Ctx};
 use flareproof::model::Status;
 use flareproof::plan::Plan;
-use flareproof::probe::{Probe, Redactor};
+use flareproof::probe::{Jar, Probe, Redactor};
 use flareproof::target::TargetConfig;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, method, path};
@@ -50,7 +51,7 @@ async fn stand_in(a_posts: serde_json::Value) -> MockServer {
     server
 }
 
-async fn run(server: &MockServer) -> flareproof::model::CheckResult {
+fn ctx_for(server: &MockServer) -> Ctx {
     let config = format!(
         "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
          [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
@@ -62,11 +63,15 @@ async fn run(server: &MockServer) -> flareproof::model::CheckResult {
         .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
         .unwrap();
     let target = Arc::new(target);
-    let ctx = Ctx {
+    Ctx {
         probe: Probe::new(target.budget, Arc::new(Redactor::new())).unwrap(),
         plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
         target,
-    };
+    }
+}
+
+async fn run(server: &MockServer) -> flareproof::model::CheckResult {
+    let ctx = ctx_for(server);
     let mut results = checks::scope::run(&ctx, &[CHECK]).await;
     assert_eq!(results.len(), 1);
     results.remove(0)
@@ -134,4 +139,44 @@ async fn an_accepted_write_seen_in_neither_list_is_an_error() {
         "{}",
         result.summary
     );
+}
+
+/// The rate-limit suite's last word on each caller: a session the target no
+/// longer accepts sent its requests as anonymous, which is an error, not
+/// that tier's verdict.
+#[tokio::test]
+async fn a_session_gone_invalid_is_an_error_naming_the_caller() {
+    let server = MockServer::start().await;
+    for (cookie, answer) in [
+        (
+            "session_token=live",
+            json!({ "session": { "id": "s" }, "user": { "id": "a" } }),
+        ),
+        ("session_token=gone", serde_json::Value::Null),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/api/auth/get-session"))
+            .and(wiremock::matchers::header("cookie", cookie))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&server)
+            .await;
+    }
+    let ctx = ctx_for(&server);
+    let jar = |token: &str| {
+        let mut jar = Jar::new();
+        jar.insert("session_token", token);
+        jar
+    };
+    checks::still_signed_in(&ctx, "free", &jar("live"))
+        .await
+        .expect("a live session passes");
+    let err = checks::still_signed_in(&ctx, "free2", &jar("gone"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.reason.contains("free2's session was no longer valid"),
+        "{}",
+        err.reason
+    );
+    assert_eq!(err.exchanges.len(), 1);
 }
