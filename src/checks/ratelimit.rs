@@ -155,6 +155,17 @@ struct Caller {
     jar: Option<Jar>,
 }
 
+impl Caller {
+    /// A signed-in caller's session must still be valid after its requests,
+    /// or they went out as anonymous (see [`still_signed_in`]).
+    async fn still_signed_in(&self, ctx: &Ctx) -> Result<(), Unobservable> {
+        match &self.jar {
+            Some(jar) => still_signed_in(ctx, self.bucket, jar).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// One metered request and what it answered.
 #[derive(Debug, Clone)]
 struct Hit {
@@ -776,9 +787,7 @@ async fn measure_tier(
     .await?;
     // Every verdict above assumed the requests were this tier's.
     for c in std::iter::once(&me).chain(other.as_ref()) {
-        if let Some(jar) = &c.jar {
-            still_signed_in(ctx, c.bucket, jar).await?;
-        }
+        c.still_signed_in(ctx).await?;
     }
     outcome.run = run;
     if other.is_some() {
@@ -987,9 +996,7 @@ async fn admin_burst(
     let mut run = BucketRun::default();
     let started = Instant::now();
     let hits = suite.burst(&mut run, me, sent, "admin").await?;
-    if let Some(jar) = &me.jar {
-        still_signed_in(ctx, "admin", jar).await?;
-    }
+    me.still_signed_in(ctx).await?;
     let refused = hits
         .iter()
         .enumerate()

@@ -483,18 +483,17 @@ fn window_finding(
     let finding = if !late.is_empty() {
         let which: Vec<String> = late
             .iter()
-            .map(|w| match w.refused_by_ms {
-                Some(ms) if w.resurrected_after_ms.is_some_and(|r| r > bound_ms) => format!(
-                    "{}: refused by {ms} ms, then accepted again by a poll sent at {} ms",
-                    w.who(),
-                    w.resurrected_after_ms.unwrap_or(0)
+            .map(|w| match (w.refused_by_ms, w.resurrected_after_ms) {
+                (Some(ms), Some(again)) if again > bound_ms => format!(
+                    "{}: refused by {ms} ms, then accepted again by a poll sent at {again} ms",
+                    w.who()
                 ),
-                Some(ms) => format!(
+                (Some(ms), _) => format!(
                     "{}: still accepted by a poll sent at {} ms, refused by {ms} ms",
                     w.who(),
                     w.accepted_until_ms.unwrap_or(0)
                 ),
-                None => format!(
+                (None, _) => format!(
                     "{}: still accepted after {} polls, the last sent at {} ms",
                     w.who(),
                     w.polls,

@@ -35,13 +35,13 @@ pub enum ProbeError {
     /// A patient probe met a 429 it could not wait out: the check it serves
     /// tests something other than rate limits, so it could not observe.
     #[error(
-        "{label}: still answered 429 after {sends} sends and {waited_ms} ms of waiting; a spent rate-limit bucket, which this check does not test, stood in its way"
+        "{label}: still answered 429 after {} sends and {waited_ms} ms of waiting; a spent rate-limit bucket, which this check does not test, stood in its way",
+        .exchanges.len()
     )]
     StillRateLimited {
         label: String,
-        sends: usize,
         waited_ms: u128,
-        /// Every 429 exchange, redacted, for the evidence.
+        /// Every 429 exchange, one per send, redacted, for the evidence.
         exchanges: Vec<Exchange>,
     },
 }
@@ -243,7 +243,6 @@ impl Probe {
             if !resend {
                 return Err(ProbeError::StillRateLimited {
                     label: self.redactor.scrub(&req.label),
-                    sends: refusals.len(),
                     waited_ms: waited.as_millis(),
                     exchanges: refusals,
                 });

@@ -77,6 +77,15 @@ async fn run(server: &MockServer) -> flareproof::model::CheckResult {
     results.remove(0)
 }
 
+/// Any POST /api/posts is stored as A's post 9.
+fn writes_as_a() -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/api/posts"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({ "id": 9, "author_id": "a" })),
+        )
+}
+
 fn posts_answer(status: u16) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({ "error": "no" }))
 }
@@ -108,14 +117,7 @@ async fn a_refused_write_passes_only_when_a_control_write_goes_through() {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/api/posts"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(json!({ "id": 9, "author_id": "a" })),
-        )
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    writes_as_a().with_priority(2).mount(&server).await;
     let result = run(&server).await;
     assert_eq!(result.status, Status::Pass, "{}", result.summary);
 }
@@ -125,13 +127,7 @@ async fn an_accepted_write_seen_in_neither_list_is_an_error() {
     // Accepted as A's, but no list shows it: B's list may just not show new
     // posts, so "not in B's list" proves nothing.
     let server = stand_in(json!([])).await;
-    Mock::given(method("POST"))
-        .and(path("/api/posts"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(json!({ "id": 9, "author_id": "a" })),
-        )
-        .mount(&server)
-        .await;
+    writes_as_a().mount(&server).await;
     let result = run(&server).await;
     assert_eq!(result.status, Status::Error, "{}", result.summary);
     assert!(
