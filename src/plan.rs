@@ -8,6 +8,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::{CheckId, CheckResult, Finding, Status};
+pub use crate::model::{Level, Severity};
 
 /// The areas a check id may belong to.
 pub const AREAS: [&str; 5] = ["verify", "cookie", "scope", "session", "ratelimit"];
@@ -33,22 +34,6 @@ pub enum PlanError {
     Invalid { name: String, problem: String },
     #[error("no built-in plan for profile `{0}` (known: flarelink-auth/v1)")]
     UnknownProfile(String),
-}
-
-/// Must a violation fail the check, or only warn?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Must,
-    Should,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    High,
-    Medium,
-    Low,
 }
 
 /// Suite-wide parameters; a target config may override them.
@@ -210,6 +195,9 @@ impl Plan {
             title: planned.map_or_else(|| id.to_owned(), |p| p.title.clone()),
             status,
             summary,
+            severity: planned.map(|p| p.severity),
+            level: planned.map(|p| p.level),
+            help: planned.map(|p| p.help.clone()).unwrap_or_default(),
             requirements: planned.map(|p| p.requirements.clone()).unwrap_or_default(),
             evidence: finding.evidence,
             duration_ms,

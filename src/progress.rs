@@ -12,7 +12,8 @@
 //! let progress: std::sync::Arc<dyn Progress> = std::sync::Arc::new(Silent);
 //! progress.suite_started("cookie", 9);
 //! # let result = CheckResult { id: CheckId::new("cookie.secure").unwrap(), title: String::new(),
-//! #     status: Status::Pass, summary: String::new(), requirements: vec![], evidence: vec![], duration_ms: 0 };
+//! #     status: Status::Pass, summary: String::new(), severity: None, level: None,
+//! #     help: String::new(), requirements: vec![], evidence: vec![], duration_ms: 0 };
 //! progress.check_finished("cookie", &result); // once per check id, as each concludes
 //! progress.suite_finished("cookie");
 //! ```
@@ -130,6 +131,9 @@ mod tests {
             title: String::new(),
             status: Status::Fail,
             summary: String::new(),
+            severity: None,
+            level: None,
+            help: String::new(),
             requirements: vec![],
             evidence: vec![],
             duration_ms: 0,

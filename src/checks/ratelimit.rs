@@ -197,14 +197,31 @@ impl Hit {
 struct BucketRun {
     points: Vec<TimelinePoint>,
     hits: Vec<Hit>,
+    /// Where a window was seen to begin (milliseconds since the run
+    /// started): an allowed request sent after a refusal had been answered.
+    window_starts_ms: Vec<u64>,
+    /// When the earliest refusal since the last seen start was answered.
+    refused_since_start: Option<Instant>,
 }
 
 impl BucketRun {
+    /// Records a hit (in the order they were sent). A request allowed after
+    /// a refusal of the same bucket had been answered proves that a new
+    /// window began in between, whatever the target's headers say.
     fn record(&mut self, hit: &Hit) {
         self.points.push(TimelinePoint {
             at_ms: hit.at_ms,
             status: hit.status,
         });
+        if hit.refused() {
+            let earliest = self
+                .refused_since_start
+                .map_or(hit.received, |r| r.min(hit.received));
+            self.refused_since_start = Some(earliest);
+        } else if hit.allowed() && self.refused_since_start.is_some_and(|r| r <= hit.sent) {
+            self.window_starts_ms.push(hit.at_ms);
+            self.refused_since_start = None;
+        }
         self.hits.push(hit.clone());
     }
 
@@ -665,6 +682,7 @@ fn timeline(bucket: &str, limit: Option<u64>, window: Duration, run: &BucketRun)
         limit,
         window_s: window.as_secs(),
         points: run.points.clone(),
+        window_starts_ms: run.window_starts_ms.clone(),
     })
 }
 

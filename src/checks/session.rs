@@ -453,6 +453,9 @@ fn window_finding(
                 bound: Some(bound_ms as f64),
                 vantage: Some(w.vantage.to_string()),
                 trial: Some(w.trial),
+                censored: w.refused_by_ms.is_none(),
+                resolution: Some(interval_ms as f64),
+                slowest_observation: Some(w.slowest_poll_ms as f64),
             })
         })
         .collect();

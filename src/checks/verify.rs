@@ -90,6 +90,9 @@ pub fn rebuild_deterministic(rebuild: Result<&Rebuild, &RebuildError>) -> Findin
             bound: None,
             vantage: None,
             trial: None,
+            censored: false,
+            resolution: None,
+            slowest_observation: None,
         }));
     }
     for m in rebuild.first.bundle.modules() {

@@ -108,8 +108,26 @@ impl fmt::Display for Status {
     }
 }
 
+/// Must a violation fail the check, or only warn?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Must,
+    Should,
+}
+
+/// How much a violation matters (SARIF's `security-severity` derives from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    High,
+    Medium,
+    Low,
+}
+
 /// One check's result, with the requirement ids it enforces and the evidence
-/// that decided it.
+/// that decided it. It carries everything a reporter shows (title, severity,
+/// level, help), so that no reporter needs the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckResult {
     pub id: CheckId,
@@ -117,6 +135,15 @@ pub struct CheckResult {
     pub status: Status,
     /// One sentence saying why the check has this status.
     pub summary: String,
+    /// How much a violation matters; none for an id the plan does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// Whether a violation fails (`must`) or warns (`should`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// What the check enforces and how to fix a violation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub help: String,
     pub requirements: Vec<String>,
     pub evidence: Vec<Evidence>,
     /// Wall time the check took, in milliseconds.

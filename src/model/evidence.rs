@@ -83,6 +83,17 @@ pub struct Measurement {
     pub vantage: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trial: Option<u32>,
+    /// True when the value is only a lower bound: the event was not seen
+    /// before observation stopped (e.g. a token still accepted at the end).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub censored: bool,
+    /// The measurement's resolution (e.g. the poll interval), in its unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<f64>,
+    /// The slowest single observation (poll round trip) behind the value,
+    /// in its unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_observation: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -120,6 +131,11 @@ pub struct Timeline {
     pub limit: Option<u64>,
     pub window_s: u64,
     pub points: Vec<TimelinePoint>,
+    /// Where the harness observed a window begin, in milliseconds since the
+    /// run started: the request allowed first after a refusal. Charts start
+    /// windows here, never where the target's own headers say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window_starts_ms: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

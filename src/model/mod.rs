@@ -7,7 +7,7 @@ mod finding;
 mod report;
 mod secret;
 
-pub use check::{CheckId, CheckResult, InvalidCheckId, Status};
+pub use check::{CheckId, CheckResult, InvalidCheckId, Level, Severity, Status};
 pub use evidence::{
     Evidence, Exchange, Header, HttpRequest, HttpResponse, Measurement, ModuleDigest, TextDiff,
     Timeline, TimelinePoint,

@@ -1,13 +1,12 @@
 //! `report.sarif`: SARIF 2.1.0 for GitHub code scanning. A rule per check id
-//! (its title, requirement ids, help text and severity from the built-in
-//! plan of the report's profile), a result per `fail` (level `error`) or
+//! (its title, requirement ids, help text and severity, as each result
+//! carries them), a result per `fail` (level `error`) or
 //! `warn` (level `warning`). Checks that could not decide are tool execution
 //! notifications, not results: they say nothing about the target.
 
 use serde_json::{Value, json};
 
-use crate::model::{CheckResult, Report, Status, Verdict};
-use crate::plan::{Plan, Severity};
+use crate::model::{CheckResult, Report, Severity, Status, Verdict};
 
 use super::text;
 
@@ -26,12 +25,7 @@ pub fn render(report: &Report) -> Vec<u8> {
 /// SARIF with results located at `artifact`, a path relative to the
 /// repository root (the target config the run read).
 pub fn render_for(report: &Report, artifact: &str) -> Vec<u8> {
-    let plan = Plan::builtin(&report.profile).ok();
-    let rules: Vec<Value> = report
-        .checks
-        .iter()
-        .map(|c| rule(c, plan.as_ref()))
-        .collect();
+    let rules: Vec<Value> = report.checks.iter().map(rule).collect();
     let artifact = artifact.replace('\\', "/");
     let results: Vec<Value> = report
         .checks
@@ -91,16 +85,18 @@ pub fn render_for(report: &Report, artifact: &str) -> Vec<u8> {
     bytes
 }
 
-fn rule(check: &CheckResult, plan: Option<&Plan>) -> Value {
-    let planned = plan.and_then(|p| p.check(check.id.as_str()));
-    let help = planned.map_or_else(|| check.title.clone(), |p| p.help.trim().to_owned());
+fn rule(check: &CheckResult) -> Value {
+    let help = match check.help.trim() {
+        "" => check.title.clone(),
+        help => help.to_owned(),
+    };
     let requirements = check.requirements.join(", ");
     let mut tags = vec![
         "security".to_owned(),
         format!("flareproof/{}", check.id.area()),
     ];
     tags.extend(check.requirements.iter().cloned());
-    let (level, severity) = match planned.map(|p| p.severity) {
+    let (level, severity) = match check.severity {
         Some(Severity::High) => ("error", "8.0"),
         Some(Severity::Medium) => ("warning", "5.5"),
         Some(Severity::Low) => ("note", "3.0"),
@@ -164,21 +160,22 @@ mod tests {
     use crate::model::{CheckId, Subject};
 
     #[test]
-    fn rules_carry_the_plans_help_and_severity() {
-        let plan = Plan::builtin("flarelink-auth/v1").unwrap();
-        let planned = plan.check("cookie.httponly").unwrap();
+    fn rules_carry_the_results_help_and_severity() {
         let check = CheckResult {
             id: CheckId::new("cookie.httponly").unwrap(),
-            title: planned.title.clone(),
+            title: "Session cookie is HttpOnly".into(),
             status: Status::Fail,
             summary: "no HttpOnly".into(),
-            requirements: planned.requirements.clone(),
+            severity: Some(Severity::High),
+            level: Some(crate::model::Level::Must),
+            help: "  Set HttpOnly on the session cookie.\n".into(),
+            requirements: vec!["ASVS-3.4.2".into()],
             evidence: vec![],
             duration_ms: 1,
         };
         let report = Report::new(
             "conform",
-            &plan.id,
+            "flarelink-auth/v1",
             Subject {
                 base_url: None,
                 vantages: vec![],
@@ -194,7 +191,7 @@ mod tests {
             rule["help"]["text"]
                 .as_str()
                 .unwrap()
-                .starts_with(planned.help.trim())
+                .starts_with("Set HttpOnly on the session cookie.")
         );
         assert_eq!(rule["properties"]["security-severity"], "8.0");
         let result = &v["runs"][0]["results"][0];

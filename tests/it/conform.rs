@@ -214,18 +214,16 @@ async fn the_revocation_window_is_measured_within_one_poll_interval() {
         "a time per trial per vantage"
     );
     // Each time is the refusing poll's answer, so it may exceed the true
-    // time by that poll's round trip: the slowest poll the note reports.
+    // time by that poll's round trip: the slowest poll the measurements report.
     let slowest_poll: f64 = check
         .evidence
         .iter()
-        .find_map(|e| match e {
-            flareproof::model::Evidence::Note { text } => text
-                .split_once("slowest poll ")
-                .and_then(|(_, rest)| rest.split_once(" ms"))
-                .and_then(|(ms, _)| ms.parse().ok()),
+        .filter_map(|e| match e {
+            flareproof::model::Evidence::Measurement(m) => m.slowest_observation,
             _ => None,
         })
-        .expect("the note reports the slowest poll");
+        .reduce(f64::max)
+        .expect("the measurements report the slowest poll");
     let worst = times.iter().cloned().fold(0.0, f64::max);
     let slack = 150.0 + slowest_poll;
     assert!(

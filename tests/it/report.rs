@@ -177,6 +177,9 @@ fn sarif_of_the_real_plan_validates_with_help_and_severity() {
             title: p.title.clone(),
             status: Status::ALL[i % 5],
             summary: "observed".into(),
+            severity: Some(p.severity),
+            level: Some(p.level),
+            help: p.help.clone(),
             requirements: p.requirements.clone(),
             evidence: vec![],
             duration_ms: 1,
@@ -243,6 +246,9 @@ fn chart_report() -> Report {
                         bound: Some(2000.0),
                         vantage: Some(vantage.into()),
                         trial: Some(trial),
+                        censored: false,
+                        resolution: None,
+                        slowest_observation: None,
                     })
                 })
         })
@@ -259,6 +265,7 @@ fn chart_report() -> Report {
                 status: if i % 20 < 8 { 200 } else { 429 },
             })
             .collect(),
+        window_starts_ms: vec![100 + 20 * 150],
     })];
     report.checks.push(session);
     report.checks.push(ratelimit);

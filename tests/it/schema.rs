@@ -43,6 +43,9 @@ pub fn every_status_report() -> Report {
             bound: Some(2000.0),
             vantage: Some("http://127.0.0.1:8788".into()),
             trial: Some(1),
+            censored: false,
+            resolution: Some(50.0),
+            slowest_observation: Some(12.0),
         }),
         Evidence::Digest(ModuleDigest {
             name: "worker.js".into(),
@@ -69,6 +72,7 @@ pub fn every_status_report() -> Report {
                     status: *s,
                 })
                 .collect(),
+            window_starts_ms: vec![130],
         }),
         Evidence::note("a note"),
     ];
@@ -80,6 +84,9 @@ pub fn every_status_report() -> Report {
             title: format!("case {i}"),
             status: *status,
             summary: format!("{status} because"),
+            severity: Some(flareproof::model::Severity::Medium),
+            level: Some(flareproof::model::Level::Must),
+            help: "what to do".into(),
             requirements: vec!["flarelink-auth/v1:cookie".into()],
             evidence: evidence.clone(),
             duration_ms: 5,
