@@ -3,10 +3,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::checks::ratelimit::Buckets;
-use crate::checks::{self, Ctx, Finding};
+use crate::checks::registry::{self, Check};
+use crate::checks::shared::Shared;
+use crate::checks::{Ctx, Finding};
 use crate::model::{CheckResult, Report, Subject};
 use crate::plan::Plan;
 use crate::probe::{Probe, ProbeError, Redactor};
@@ -78,31 +81,58 @@ pub struct Conform {
     pub target: Arc<Target>,
     pub plan: Arc<Plan>,
     pub selection: Selection,
-    /// Told when each area starts and ends, and of every result.
+    /// Told when each area starts and ends, and of every result as it
+    /// concludes.
     pub progress: Arc<dyn Progress>,
 }
 
-/// Runs one area's suite between its progress events.
-async fn area(
-    progress: &dyn Progress,
-    name: &str,
-    ids: &[&str],
-    suite: impl std::future::Future<Output = Vec<CheckResult>>,
-) -> Vec<CheckResult> {
-    if ids.is_empty() {
-        return Vec::new();
+/// How many of an area's selected checks are still running.
+struct Areas(Vec<(&'static str, usize)>);
+
+impl Areas {
+    fn new(checks: &[&'static Check], progress: &dyn Progress) -> Areas {
+        let mut areas: Vec<(&'static str, usize)> = Vec::new();
+        for check in checks {
+            match areas.iter_mut().find(|(a, _)| *a == check.area()) {
+                Some((_, n)) => *n += 1,
+                None => areas.push((check.area(), 1)),
+            }
+        }
+        for (area, n) in &areas {
+            progress.suite_started(area, *n);
+        }
+        Areas(areas)
     }
-    progress.suite_started(name, ids.len());
-    let results = suite.await;
-    for result in &results {
-        progress.check_finished(name, result);
+
+    fn finished(&mut self, result: &CheckResult, progress: &dyn Progress) {
+        let area = result.id.area();
+        progress.check_finished(area, result);
+        if let Some((_, n)) = self.0.iter_mut().find(|(a, _)| *a == area) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                progress.suite_finished(area);
+            }
+        }
     }
-    progress.suite_finished(name);
-    results
+}
+
+/// What a panic carried, for the check's `error`.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl Conform {
     /// Runs the selected black-box checks; verify checks are not this run's.
+    ///
+    /// Every check runs in a task of its own, scheduled from what it
+    /// declares ([`Needs`](crate::checks::registry::Needs)): shared bucket
+    /// leases are taken for every check before any starts, exclusive ones
+    /// by a measurement when it starts, so a bucket is measured only once
+    /// no other check spends it. A check whose task panics is an `error`.
     pub async fn run(&self) -> Result<(Report, Probe), ConformError> {
         let started_at = crate::now_rfc3339();
         let started = Instant::now();
@@ -114,11 +144,6 @@ impl Conform {
             redactor.learn(key);
         }
         let probe = Probe::new(self.target.budget, redactor)?;
-        let ctx = Ctx {
-            target: self.target.clone(),
-            plan: self.plan.clone(),
-            probe: probe.clone(),
-        };
         let conform_ids: Vec<&str> = self
             .plan
             .checks
@@ -126,90 +151,81 @@ impl Conform {
             .map(|c| c.id.as_str())
             .filter(|id| !id.starts_with("verify."))
             .collect();
-        let selected = |area: &str| -> Vec<&str> {
-            conform_ids
-                .iter()
-                .copied()
-                .filter(|id| id.split_once('.').map(|(a, _)| a) == Some(area))
-                .filter(|id| self.selection.includes(id))
-                .collect()
-        };
-        let ids = |area| selected(area);
-        // Cookie and scope spend a few requests of free's and free2's
-        // buckets, and of the anonymous one whenever a session they carry is
-        // no longer valid (a target that lets a cross-site POST sign them
-        // out, one that drops sessions): they hold all three shared, so the
-        // ratelimit suite measures those buckets only once they are done.
-        // Session checks use fresh accounts and only `/api/auth/*`, which
-        // the contract leaves unmetered.
-        let buckets = Buckets::default();
-        let progress = self.progress.as_ref();
-        let functional_lease = buckets.try_share(&["anonymous", "free", "free2"]);
-        // A bucket an earlier run left exhausted answers 429 to checks that
-        // test something else: they wait it out (at most a window each, two
-        // windows in all) instead of reporting `error`.
-        let window = Duration::from_secs(self.target.profile.window_s);
-        let functional_ctx = Ctx {
-            probe: probe.patient(
-                window + Duration::from_secs(1),
-                2 * window + Duration::from_secs(2),
-            ),
-            ..ctx.clone()
-        };
-        let functional = async {
-            let ctx = &functional_ctx;
-            let (cookie_ids, scope_ids) = (ids("cookie"), ids("scope"));
-            let out = tokio::join!(
-                area(
-                    progress,
-                    "cookie",
-                    &cookie_ids,
-                    checks::cookie::run(ctx, &cookie_ids)
-                ),
-                area(
-                    progress,
-                    "scope",
-                    &scope_ids,
-                    checks::scope::run(ctx, &scope_ids)
-                ),
-            );
-            drop(functional_lease);
-            out
-        };
-        let (session_ids, ratelimit_ids) = (ids("session"), ids("ratelimit"));
-        let ((cookie, scope), session, ratelimit) = tokio::join!(
-            functional,
-            area(
-                progress,
-                "session",
-                &session_ids,
-                checks::session::run(&ctx, &session_ids)
-            ),
-            area(
-                progress,
-                "ratelimit",
-                &ratelimit_ids,
-                checks::ratelimit::run(&ctx, &ratelimit_ids, &buckets)
-            ),
-        );
-        let mut results: Vec<CheckResult> = cookie
-            .into_iter()
-            .chain(scope)
-            .chain(session)
-            .chain(ratelimit)
+        let selected: Vec<&'static Check> = conform_ids
+            .iter()
+            .filter(|id| self.selection.includes(id))
+            .filter_map(|id| registry::find(id))
             .collect();
+        let shared = Arc::new(Shared::new(&selected));
+        let ctx = |check: &'static Check, probe: Probe| Ctx {
+            target: self.target.clone(),
+            plan: self.plan.clone(),
+            probe,
+            shared: shared.clone(),
+            check: check.id,
+            needs: check.needs,
+        };
+        // A bucket an earlier run left exhausted answers 429 to checks that
+        // test something else with it: they wait it out (at most a window
+        // each, two windows in all) instead of reporting `error`.
+        let window = Duration::from_secs(self.target.profile.window_s);
+        let patient = probe.patient(
+            window + Duration::from_secs(1),
+            2 * window + Duration::from_secs(2),
+        );
+        let leases: Vec<_> = selected.iter().map(|c| shared.share(c)).collect();
+        let mut areas = Areas::new(&selected, self.progress.as_ref());
+        let mut running = FuturesUnordered::new();
+        for (check, lease) in selected.iter().copied().zip(leases) {
+            let probe = if check.needs.patient() {
+                patient.clone()
+            } else {
+                probe.clone()
+            };
+            let ctx = ctx(check, probe);
+            let task = tokio::spawn(async move {
+                let began = Instant::now();
+                let observation = (check.observe)(ctx).await;
+                drop(lease);
+                (observation, began.elapsed())
+            });
+            let began = Instant::now();
+            running.push(async move { (check, task.await, began) });
+        }
+        let mut results: Vec<CheckResult> = Vec::new();
+        while let Some((check, joined, began)) = running.next().await {
+            let (finding, took) = match joined {
+                Ok((Ok(finding), took)) => (finding, took),
+                Ok((Err(unobservable), took)) => (unobservable.finding(), took),
+                Err(e) if e.is_panic() => (
+                    Finding::error(format!(
+                        "the check panicked (a harness bug, reported as error): {}",
+                        panic_message(e.into_panic())
+                    )),
+                    began.elapsed(),
+                ),
+                Err(_) => (
+                    Finding::error("the check's task was cancelled"),
+                    began.elapsed(),
+                ),
+            };
+            let result =
+                ctx(check, probe.clone()).conclude(check.id, finding, took.as_millis() as u64);
+            areas.finished(&result, self.progress.as_ref());
+            results.push(result);
+        }
         for id in &conform_ids {
             if results.iter().any(|r| r.id.as_str() == *id) {
                 continue;
             }
-            // Every conform area has a suite: a selected check without a
-            // result could not be observed, which is an error, never a skip.
+            // A selected check without a result could not be observed (its
+            // id has no registered function): an error, never a skip.
             let finding = if self.selection.includes(id) {
-                Finding::error("the check was selected but did not run")
+                Finding::error("no check function is registered for this id")
             } else {
                 Finding::skip("not selected (--only/--skip)")
             };
-            results.push(ctx.conclude(id, finding, 0));
+            results.push(self.plan.conclude(id, finding, 0));
         }
         // Plan order, so reports are stable.
         results.sort_by_key(|r| conform_ids.iter().position(|id| *id == r.id.as_str()));

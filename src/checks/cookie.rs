@@ -2,118 +2,141 @@
 //! rotation on sign-in, its deletion on sign-out, and the Origin check on
 //! cookie-carrying state-changing requests.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use cookie::SameSite;
 use serde_json::json;
 
 use super::identity::{Seen, accepted_at, session_cookie, unprefixed};
+use super::registry::{Check, Needs, Observation, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in, sign_out};
-use crate::model::{CheckResult, Exchange};
+use crate::check;
+use crate::model::Exchange;
 use crate::probe::{Jar, Observed, Req, SetCookie};
-
-pub const IDS: [&str; 9] = [
-    "cookie.httponly",
-    "cookie.secure",
-    "cookie.samesite",
-    "cookie.prefix",
-    "cookie.domain",
-    "cookie.max-age",
-    "cookie.cleared-on-sign-out",
-    "cookie.rotated-on-sign-in",
-    "cookie.csrf-origin",
-];
 
 /// An Origin no auth Worker trusts.
 pub const FOREIGN_ORIGIN: &str = "https://attacker.flareproof.invalid";
 
 /// A rule over one cookie: `Some(problem)` when the cookie breaks it.
-type AttributeRule<'a> = dyn Fn(&SetCookie) -> Option<String> + 'a;
+type AttributeRule<'a> = dyn Fn(&SetCookie) -> Option<String> + Send + Sync + 'a;
 
 /// Clock skew allowed when an `Expires` date stands in for `Max-Age`.
 const EXPIRES_SKEW_S: i64 = 300;
 
-/// Runs the selected cookie checks; one result per selected id.
-pub async fn run(ctx: &Ctx, selected: &[&str]) -> Vec<CheckResult> {
-    let started = Instant::now();
-    let mut findings: Vec<(&str, Finding)> = Vec::new();
-    match observe(ctx, selected, &mut findings).await {
-        Ok(()) => {}
-        Err(unobservable) => {
-            for id in selected {
-                if !findings.iter().any(|(done, _)| done == id) {
-                    findings.push((id, unobservable.finding()));
-                }
-            }
-        }
-    }
-    let ms = started.elapsed().as_millis() as u64;
-    selected
-        .iter()
-        .filter_map(|id| {
-            let (_, finding) = findings.iter().find(|(done, _)| done == id)?;
-            Some(ctx.conclude(id, finding.clone(), ms))
-        })
-        .collect()
+/// The buckets a cookie check spends a few requests of: free's (its app
+/// route POSTs), free2's, and the anonymous one whenever a session it
+/// carries is no longer valid (a target that lets a cross-site POST sign it
+/// out, one that drops sessions).
+const SPENDS: Needs = Needs {
+    buckets: &[shared("anonymous"), shared("free"), shared("free2")],
+    ..Needs::NOTHING
+};
+
+pub const CHECKS: &[Check] = &[
+    check!("cookie.httponly", SPENDS, httponly),
+    check!("cookie.secure", SPENDS, secure),
+    check!("cookie.samesite", SPENDS, samesite),
+    check!("cookie.prefix", SPENDS, prefix),
+    check!("cookie.domain", SPENDS, domain),
+    check!("cookie.max-age", SPENDS, max_age),
+    check!("cookie.cleared-on-sign-out", SPENDS, cleared_on_sign_out),
+    check!("cookie.rotated-on-sign-in", SPENDS, rotated_on_sign_in),
+    check!("cookie.csrf-origin", SPENDS, csrf_origin),
+];
+
+/// The run's sign-in as free, whose cookies the attribute checks judge.
+struct SignedIn {
+    identity: Identity,
+    set: Vec<SetCookie>,
+    exchange: Exchange,
 }
 
-async fn observe<'a>(
-    ctx: &Ctx,
-    selected: &[&'a str],
-    findings: &mut Vec<(&'a str, Finding)>,
-) -> Result<(), Unobservable> {
-    let wants = |id: &str| selected.contains(&id);
-    let (first, signed_in) = sign_in(ctx, "free", Jar::new()).await?;
-    let set = signed_in
+async fn signed_in(ctx: &Ctx) -> Result<Arc<SignedIn>, Unobservable> {
+    ctx.once("cookie.sign-in", || async {
+        let (identity, observed) = sign_in(ctx, "free", Jar::new()).await?;
+        let set = observed
+            .set_cookies()
+            .map_err(|e| Unobservable::new(e.to_string()))?;
+        Ok(SignedIn {
+            identity,
+            set,
+            exchange: observed.exchange,
+        })
+    })
+    .await
+}
+
+/// Judges every cookie the sign-in set (not a deletion) by `rule`.
+async fn attribute(ctx: &Ctx, rule: &AttributeRule<'_>) -> Observation {
+    let signed_in = signed_in(ctx).await?;
+    let live: Vec<&SetCookie> = signed_in.set.iter().filter(|c| !c.is_deletion()).collect();
+    Ok(judge_attributes(&live, rule, &signed_in.exchange))
+}
+
+async fn httponly(ctx: Ctx) -> Observation {
+    attribute(&ctx, &|c| {
+        (!c.http_only).then(|| "has no HttpOnly".to_owned())
+    })
+    .await
+}
+
+async fn secure(ctx: Ctx) -> Observation {
+    attribute(&ctx, &|c| (!c.secure).then(|| "has no Secure".to_owned())).await
+}
+
+async fn samesite(ctx: Ctx) -> Observation {
+    attribute(&ctx, &samesite_problem).await
+}
+
+async fn prefix(ctx: Ctx) -> Observation {
+    attribute(&ctx, &prefix_problem).await
+}
+
+async fn domain(ctx: Ctx) -> Observation {
+    attribute(&ctx, &|c| {
+        c.domain
+            .as_ref()
+            .map(|d| format!("has Domain={d} (must be host-only)"))
+    })
+    .await
+}
+
+async fn max_age(ctx: Ctx) -> Observation {
+    let bound = ctx.target.profile.max_session_age_s;
+    attribute(&ctx, &|c| max_age_problem(c, bound)).await
+}
+
+/// Rotation presents the run's first session (and a forged value), then
+/// signs out every session it made.
+async fn rotated_on_sign_in(ctx: Ctx) -> Observation {
+    let first = &signed_in(&ctx).await?.identity;
+    let (finding, rotated) = rotation(&ctx, first).await?;
+    // Leave no session of ours behind; what this answers decides nothing.
+    if let Some(rotated) = rotated {
+        let _ = sign_out(&ctx, &rotated, &ctx.target.base_url).await;
+    }
+    let _ = sign_out(&ctx, first, &ctx.target.base_url).await;
+    Ok(finding)
+}
+
+/// The Origin check runs on a session of its own: a cross-site sign-out
+/// that gets through ends only that session.
+async fn csrf_origin(ctx: Ctx) -> Observation {
+    let (me, _) = sign_in(&ctx, "free", Jar::new()).await?;
+    let finding = csrf(&ctx, &me).await?;
+    let _ = sign_out(&ctx, &me, &ctx.target.base_url).await;
+    Ok(finding)
+}
+
+/// Sign-out is judged on a session of its own, against the cookie its own
+/// sign-in set.
+async fn cleared_on_sign_out(ctx: Ctx) -> Observation {
+    let (me, observed) = sign_in(&ctx, "free", Jar::new()).await?;
+    let set = observed
         .set_cookies()
         .map_err(|e| Unobservable::new(e.to_string()))?;
-    let live: Vec<&SetCookie> = set.iter().filter(|c| !c.is_deletion()).collect();
-    let max_age = ctx.target.profile.max_session_age_s;
-    let attribute_checks: [(&str, &AttributeRule<'_>); 6] = [
-        ("cookie.httponly", &|c| {
-            (!c.http_only).then(|| "has no HttpOnly".to_owned())
-        }),
-        ("cookie.secure", &|c| {
-            (!c.secure).then(|| "has no Secure".to_owned())
-        }),
-        ("cookie.samesite", &samesite_problem),
-        ("cookie.prefix", &prefix_problem),
-        ("cookie.domain", &|c| {
-            c.domain
-                .as_ref()
-                .map(|d| format!("has Domain={d} (must be host-only)"))
-        }),
-        ("cookie.max-age", &|c| max_age_problem(c, max_age)),
-    ];
-    for (id, problem) in attribute_checks {
-        if wants(id) {
-            findings.push((id, judge_attributes(&live, problem, &signed_in.exchange)));
-        }
-    }
-
-    let mut current = first.clone();
-    if wants("cookie.rotated-on-sign-in") {
-        let (finding, rotated) = rotation(ctx, &first).await?;
-        findings.push(("cookie.rotated-on-sign-in", finding));
-        if let Some(rotated) = rotated {
-            current = rotated;
-        }
-    }
-    if wants("cookie.csrf-origin") {
-        findings.push(("cookie.csrf-origin", csrf(ctx, &current).await?));
-    }
-    if wants("cookie.cleared-on-sign-out") {
-        let original = session_cookie(ctx, &set);
-        findings.push((
-            "cookie.cleared-on-sign-out",
-            cleared(ctx, &current, original).await?,
-        ));
-    }
-    // Leave no session of ours behind; what this answers decides nothing.
-    if current.token() != first.token() {
-        let _ = sign_out(ctx, &first, &ctx.target.base_url).await;
-    }
-    Ok(())
+    let original = session_cookie(&ctx, &set);
+    cleared(&ctx, &me, original).await
 }
 
 fn judge_attributes(

@@ -1,14 +1,20 @@
-//! The checks, one module per area. Each suite function observes the target
-//! through the [`Probe`] and returns one [`CheckResult`] per check id it owns.
+//! The checks, one module per area. Each area lists its checks as data
+//! (`CHECKS`, see [`registry`]): an id, what it needs from the run, and the
+//! function that observes it through the [`Probe`]. Observations several
+//! checks judge are made once per run ([`Ctx::once`]).
 
 pub mod cookie;
 mod identity;
 pub mod ratelimit;
+pub mod registry;
 pub mod scope;
 pub mod session;
+pub mod shared;
 pub mod verify;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use crate::model::Finding;
 pub use identity::{Identity, Unobservable, sign_in, sign_in_as, sign_out, still_signed_in};
@@ -17,16 +23,74 @@ use crate::model::CheckResult;
 use crate::plan::Plan;
 use crate::probe::Probe;
 use crate::target::Target;
+use registry::{Access, Needs};
+use shared::{ExclusiveLease, Shared};
 
-/// What every check of a run shares.
+/// What a check sees of its run: the target, the plan, the probe it sends
+/// through, the run's shared state, and what it declared it needs.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub target: Arc<Target>,
     pub plan: Arc<Plan>,
     pub probe: Probe,
+    pub shared: Arc<Shared>,
+    /// The check this context serves.
+    pub check: &'static str,
+    pub needs: Needs,
 }
 
 impl Ctx {
+    /// A context outside any run, for using the checks' building blocks
+    /// (signing in, a probe) on their own: it needs nothing and shares
+    /// nothing.
+    pub fn standalone(target: Arc<Target>, plan: Arc<Plan>, probe: Probe) -> Ctx {
+        Ctx {
+            target,
+            plan,
+            probe,
+            shared: Arc::new(Shared::new(&[])),
+            check: "harness.standalone",
+            needs: Needs::NOTHING,
+        }
+    }
+
+    /// The observation stored under `key`, made once per run by whichever
+    /// check asks first (see [`Shared`]).
+    pub async fn once<T, F, Fut>(&self, key: &str, make: F) -> Result<Arc<T>, Unobservable>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Unobservable>>,
+    {
+        self.shared.once(key, make).await
+    }
+
+    /// Takes `buckets` exclusively for a measurement. A bucket the check
+    /// did not declare exclusive is refused: the scheduler could not have
+    /// ordered it against the checks that share it.
+    pub async fn exclusive(&self, buckets: &[&str]) -> Result<ExclusiveLease, Unobservable> {
+        if let Some(b) = buckets
+            .iter()
+            .find(|b| !self.needs.holds(b, Access::Exclusive))
+        {
+            return Err(Unobservable::new(format!(
+                "check `{}` measures bucket `{b}` but does not declare it exclusive",
+                self.check
+            )));
+        }
+        Ok(self.shared.exclusive(buckets).await)
+    }
+
+    /// Reports that a window began, at the earliest, at `at`.
+    pub fn saw_turnover(&self, at: Instant) {
+        self.shared.saw_turnover(at);
+    }
+
+    /// The first window turnover another check reports, within `patience`.
+    pub async fn turnover(&self, patience: Duration) -> Option<Instant> {
+        self.shared.turnover(patience).await
+    }
+
     /// The absolute URL of a contract path at the target's base URL.
     pub fn url(&self, path: &str) -> url::Url {
         join(&self.target.base_url, path)

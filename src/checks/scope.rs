@@ -3,23 +3,15 @@
 //! CORS grant on `/v1/*`, and the app routes never serve or write another
 //! user's rows (OWASP API1:2023, BOLA).
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::registry::{Check, Needs, Observation, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in};
-use crate::model::{CheckResult, Exchange};
+use crate::check;
+use crate::model::Exchange;
 use crate::probe::{Jar, Observed, Req};
-
-pub const IDS: [&str; 7] = [
-    "scope.service-key-required",
-    "scope.session-not-db-credential",
-    "scope.no-cors-on-data",
-    "scope.unscoped-query-rejected",
-    "scope.bola-list",
-    "scope.bola-by-id",
-    "scope.write-as-other-rejected",
-];
 
 /// An Origin a browser on another site would send.
 const BROWSER_ORIGINS: [&str; 2] = [super::cookie::FOREIGN_ORIGIN, "null"];
@@ -28,20 +20,96 @@ const BROWSER_ORIGINS: [&str; 2] = [super::cookie::FOREIGN_ORIGIN, "null"];
 const OWNER_TABLE: &str = "posts";
 const OWNER_COLUMN: &str = "author_id";
 
-pub async fn run(ctx: &Ctx, selected: &[&str]) -> Vec<CheckResult> {
-    let started = Instant::now();
-    let findings = match observe(ctx, selected).await {
-        Ok(findings) => findings,
-        Err(unobservable) => selected
-            .iter()
-            .map(|id| (*id, unobservable.finding()))
-            .collect(),
-    };
-    let ms = started.elapsed().as_millis() as u64;
-    findings
-        .into_iter()
-        .map(|(id, finding)| ctx.conclude(id, finding, ms))
-        .collect()
+/// The buckets a scope check spends a few requests of: free's and free2's
+/// (the app routes), and the anonymous one whenever a session it carries
+/// is no longer valid.
+const SPENDS: Needs = Needs {
+    buckets: &[shared("anonymous"), shared("free"), shared("free2")],
+    ..Needs::NOTHING
+};
+
+pub const CHECKS: &[Check] = &[
+    check!("scope.service-key-required", SPENDS, service_key_required),
+    check!(
+        "scope.session-not-db-credential",
+        SPENDS,
+        session_not_db_credential
+    ),
+    check!("scope.no-cors-on-data", SPENDS, no_cors_on_data),
+    check!(
+        "scope.unscoped-query-rejected",
+        SPENDS,
+        unscoped_query_rejected
+    ),
+    check!("scope.bola-list", SPENDS, bola_list_check),
+    check!("scope.bola-by-id", SPENDS, bola_by_id_check),
+    check!(
+        "scope.write-as-other-rejected",
+        SPENDS,
+        write_as_other_rejected
+    ),
+];
+
+/// The two users every scope check works with: A (free) and B (free2),
+/// signed in once per run.
+struct Users {
+    a: User,
+    b: User,
+}
+
+async fn users(ctx: &Ctx) -> Result<Arc<Users>, Unobservable> {
+    ctx.once("scope.users", || async {
+        Ok(Users {
+            a: user(ctx, "free").await?,
+            b: user(ctx, "free2").await?,
+        })
+    })
+    .await
+}
+
+/// The data-plane checks' positive control, sent once per run.
+async fn control(ctx: &Ctx, users: &Users) -> Result<Arc<Control>, Unobservable> {
+    ctx.once("scope.control", || scoped_query_control(ctx, &users.a))
+        .await
+}
+
+async fn service_key_required(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    let control = control(&ctx, &u).await?;
+    without_credentials(&ctx, &u.a, &control).await
+}
+
+async fn session_not_db_credential(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    let control = control(&ctx, &u).await?;
+    session_alone(&ctx, &u.a, &control).await
+}
+
+async fn no_cors_on_data(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    control(&ctx, &u).await?;
+    no_cors(&ctx, &u.a).await
+}
+
+async fn unscoped_query_rejected(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    let control = control(&ctx, &u).await?;
+    unscoped(&ctx, &u.b, &control).await
+}
+
+async fn bola_list_check(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    bola_list(&ctx, &u.a, &u.b).await
+}
+
+async fn bola_by_id_check(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    bola_by_id(&ctx, &u.a, &u.b).await
+}
+
+async fn write_as_other_rejected(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    write_as_other(&ctx, &u.a, &u.b).await
 }
 
 /// A signed-in account with the user id the sign-in answer named.
@@ -92,47 +160,6 @@ fn owner_of(row: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-async fn observe<'a>(
-    ctx: &Ctx,
-    selected: &[&'a str],
-) -> Result<Vec<(&'a str, Finding)>, Unobservable> {
-    let wants = |id: &str| selected.contains(&id);
-    let a = user(ctx, "free").await?;
-    let b = user(ctx, "free2").await?;
-    let mut findings = Vec::new();
-    let data_plane = [
-        "scope.service-key-required",
-        "scope.session-not-db-credential",
-        "scope.no-cors-on-data",
-        "scope.unscoped-query-rejected",
-    ];
-    if data_plane.iter().any(|id| wants(id)) {
-        let control = scoped_query_control(ctx, &a).await?;
-        for id in data_plane.into_iter().filter(|id| wants(id)) {
-            let finding = match id {
-                "scope.service-key-required" => without_credentials(ctx, &a, &control).await?,
-                "scope.session-not-db-credential" => session_alone(ctx, &a, &control).await?,
-                "scope.no-cors-on-data" => no_cors(ctx, &a).await?,
-                _ => unscoped(ctx, &b, &control).await?,
-            };
-            findings.push((id, finding));
-        }
-    }
-    if wants("scope.bola-list") {
-        findings.push(("scope.bola-list", bola_list(ctx, &a, &b).await?));
-    }
-    if wants("scope.bola-by-id") {
-        findings.push(("scope.bola-by-id", bola_by_id(ctx, &a, &b).await?));
-    }
-    if wants("scope.write-as-other-rejected") {
-        findings.push((
-            "scope.write-as-other-rejected",
-            write_as_other(ctx, &a, &b).await?,
-        ));
-    }
-    Ok(findings)
 }
 
 fn query_req(ctx: &Ctx, label: &str, body: &Value) -> Req {

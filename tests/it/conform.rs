@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use flareproof::checks::{cookie, ratelimit, scope, session};
+use flareproof::checks::registry;
 use flareproof::fixture::FixtureOptions;
 use flareproof::model::Status;
 use flareproof::plan::Plan;
@@ -44,13 +44,7 @@ async fn every_conform_suite_passes_against_the_healthy_reference_worker() {
         .await
         .unwrap();
     let report = conform(&fixture, ALL).await;
-    let expected: Vec<String> = cookie::IDS
-        .iter()
-        .chain(&scope::IDS)
-        .chain(&session::IDS)
-        .chain(&ratelimit::IDS)
-        .map(|s| s.to_string())
-        .collect();
+    let expected: Vec<String> = registry::all().iter().map(|c| c.id.to_string()).collect();
     assert_eq!(ids_with(&report, Status::Pass), expected, "{report:#?}");
     let leaked = flareproof::report::json::render(&report);
     let text = String::from_utf8(leaked).unwrap();
@@ -91,14 +85,23 @@ fn expected_errors(plan: &Plan, id: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The registered check ids of one area.
+fn area(name: &str) -> Vec<&'static str> {
+    registry::all()
+        .iter()
+        .filter(|c| c.area() == name)
+        .map(|c| c.id)
+        .collect()
+}
+
 /// For each fault id: a reference Worker with that fault, a conform run over
 /// `selection`, and the fault's own check must fail with evidence while no
 /// other check fails (except those the plan declares inseparable) or errs.
-async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str]) {
+async fn sweep(ids: Vec<&'static str>, selection: &'static [&'static str]) {
     let plan = Arc::new(Plan::builtin("flarelink-auth/v1").unwrap());
     let slots = Arc::new(Semaphore::new(PARALLEL_FIXTURES));
     let mut runs = tokio::task::JoinSet::new();
-    for &id in ids {
+    for id in ids {
         let slots = slots.clone();
         runs.spawn(async move {
             let _slot = slots.acquire_owned().await.unwrap();
@@ -155,22 +158,22 @@ async fn sweep(ids: &'static [&'static str], selection: &'static [&'static str])
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_cookie_fault_fails_its_check_and_no_other() {
-    sweep(&cookie::IDS, ALL).await;
+    sweep(area("cookie"), ALL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_scope_fault_fails_its_check_and_no_other() {
-    sweep(&scope::IDS, ALL).await;
+    sweep(area("scope"), ALL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_session_fault_fails_its_check_and_no_other() {
-    sweep(&session::IDS, ALL).await;
+    sweep(area("session"), ALL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_ratelimit_fault_fails_its_check_and_no_other() {
-    sweep(&ratelimit::IDS, ALL).await;
+    sweep(area("ratelimit"), ALL).await;
 }
 
 /// With a known lag L and a poll interval P, the reported worst time to

@@ -4,6 +4,7 @@ mod cli;
 mod conform;
 mod fixture;
 mod probe;
+mod registry;
 mod report;
 mod schema;
 mod stand_in;

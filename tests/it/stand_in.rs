@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use flareproof::checks::{self, Ctx};
+use flareproof::conform::{Conform, Selection};
 use flareproof::model::Status;
 use flareproof::plan::Plan;
 use flareproof::probe::{Jar, Probe, Redactor};
-use flareproof::target::TargetConfig;
+use flareproof::progress::Silent;
+use flareproof::target::{Target, TargetConfig};
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -51,30 +53,43 @@ async fn stand_in(a_posts: serde_json::Value) -> MockServer {
     server
 }
 
-fn ctx_for(server: &MockServer) -> Ctx {
+fn target_for(server: &MockServer) -> Target {
     let config = format!(
         "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
          [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
          [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
         server.uri()
     );
-    let target = TargetConfig::parse("stand-in.toml", &config)
+    TargetConfig::parse("stand-in.toml", &config)
         .unwrap()
         .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
-        .unwrap();
-    let target = Arc::new(target);
-    Ctx {
-        probe: Probe::new(target.budget, Arc::new(Redactor::new())).unwrap(),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        target,
-    }
+        .unwrap()
 }
 
+/// A context outside any run, for the checks' building blocks.
+fn ctx_for(server: &MockServer) -> Ctx {
+    let target = Arc::new(target_for(server));
+    Ctx::standalone(
+        target.clone(),
+        Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        Probe::new(target.budget, Arc::new(Redactor::new())).unwrap(),
+    )
+}
+
+/// The check alone, through the conform runner, against the stand-in.
 async fn run(server: &MockServer) -> flareproof::model::CheckResult {
-    let ctx = ctx_for(server);
-    let mut results = checks::scope::run(&ctx, &[CHECK]).await;
-    assert_eq!(results.len(), 1);
-    results.remove(0)
+    let conform = Conform {
+        target: Arc::new(target_for(server)),
+        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        selection: Selection::new(&[CHECK.to_owned()], &[]).unwrap(),
+        progress: Arc::new(Silent),
+    };
+    let (report, _) = conform.run().await.unwrap();
+    report
+        .checks
+        .into_iter()
+        .find(|c| c.id.as_str() == CHECK)
+        .unwrap()
 }
 
 /// Any POST /api/posts is stored as A's post 9.

@@ -69,11 +69,11 @@ pub fn target(fixture: &Fixture) -> Target {
 pub fn ctx(fixture: &Fixture) -> Ctx {
     let target = Arc::new(target(fixture));
     let redactor = Arc::new(Redactor::new());
-    Ctx {
-        probe: Probe::new(target.budget, redactor).unwrap(),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        target,
-    }
+    Ctx::standalone(
+        target.clone(),
+        Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        Probe::new(target.budget, redactor).unwrap(),
+    )
 }
 
 pub async fn conform(fixture: &Fixture, only: &[&str]) -> Report {

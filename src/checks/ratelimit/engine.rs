@@ -1,0 +1,505 @@
+//! The measurement engine: metered requests as a caller, bursts with
+//! requests in flight, spending a bucket until refused, waiting for its
+//! window to turn over, and counting one whole window.
+
+use std::time::{Duration, Instant};
+
+use super::probes::probe_until_done;
+use super::verdicts::count_finding;
+use crate::checks::{Ctx, Finding, Unobservable, sign_in, still_signed_in};
+use crate::model::{Evidence, Exchange, Timeline, TimelinePoint};
+use crate::probe::{Jar, Observed, Req};
+
+/// How many exhaustions a bucket's probes get before they are given up.
+pub(super) const PROBE_ATTEMPTS: usize = 3;
+
+/// Requests of one burst in flight at once.
+pub(super) const IN_FLIGHT: usize = 8;
+
+/// Who spends a bucket.
+#[derive(Clone)]
+pub(super) struct Caller {
+    pub(super) bucket: &'static str,
+    pub(super) jar: Option<Jar>,
+}
+
+impl Caller {
+    /// A signed-in caller's session must still be valid after its requests,
+    /// or they went out as anonymous (see [`still_signed_in`]).
+    pub(super) async fn still_signed_in(&self, ctx: &Ctx) -> Result<(), Unobservable> {
+        match &self.jar {
+            Some(jar) => still_signed_in(ctx, self.bucket, jar).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// One metered request and what it answered.
+#[derive(Debug, Clone)]
+pub(super) struct Hit {
+    pub(super) status: u16,
+    pub(super) sent: Instant,
+    /// Milliseconds since the run started when it was sent.
+    pub(super) at_ms: u64,
+    /// When its answer arrived: the target counted it between `sent` and
+    /// this.
+    pub(super) received: Instant,
+    pub(super) observed: Observed,
+}
+
+impl Hit {
+    pub(super) fn allowed(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    pub(super) fn refused(&self) -> bool {
+        self.status == 429
+    }
+    /// `Retry-After` as delay-seconds, when it is one.
+    pub(super) fn retry_after_s(&self) -> Option<u64> {
+        self.observed.retry_after_s()
+    }
+}
+
+/// Everything one bucket's run recorded.
+#[derive(Default)]
+pub(super) struct BucketRun {
+    pub(super) points: Vec<TimelinePoint>,
+    pub(super) hits: Vec<Hit>,
+    /// Where a window was seen to begin (milliseconds since the run
+    /// started): an allowed request sent after a refusal had been answered.
+    pub(super) window_starts_ms: Vec<u64>,
+    /// When the earliest refusal since the last seen start was answered.
+    pub(super) refused_since_start: Option<Instant>,
+}
+
+impl BucketRun {
+    /// Records a hit (in the order they were sent). A request allowed after
+    /// a refusal of the same bucket had been answered proves that a new
+    /// window began in between, whatever the target's headers say.
+    pub(super) fn record(&mut self, hit: &Hit) {
+        self.points.push(TimelinePoint {
+            at_ms: hit.at_ms,
+            status: hit.status,
+        });
+        if hit.refused() {
+            let earliest = self
+                .refused_since_start
+                .map_or(hit.received, |r| r.min(hit.received));
+            self.refused_since_start = Some(earliest);
+        } else if hit.allowed() && self.refused_since_start.is_some_and(|r| r <= hit.sent) {
+            self.window_starts_ms.push(hit.at_ms);
+            self.refused_since_start = None;
+        }
+        self.hits.push(hit.clone());
+    }
+
+    pub(super) fn refusals(&self) -> impl Iterator<Item = &Hit> {
+        self.hits.iter().filter(|h| h.refused())
+    }
+}
+
+pub(super) struct Suite<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) window: Duration,
+    pub(super) tolerance: u64,
+}
+
+impl Suite<'_> {
+    /// One metered request (`GET` the ping path) as `caller`, with extra
+    /// headers; anything but 2xx or 429 means we cannot tell.
+    pub(super) async fn hit(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        extra: &[(&str, String)],
+        label: &str,
+    ) -> Result<Hit, Unobservable> {
+        let hit = self.send(caller, extra, label).await?;
+        run.record(&hit);
+        Ok(hit)
+    }
+
+    /// One metered request, not yet recorded.
+    pub(super) async fn send(
+        &self,
+        caller: &Caller,
+        extra: &[(&str, String)],
+        label: &str,
+    ) -> Result<Hit, Unobservable> {
+        let mut req = Req::get(
+            self.ctx.url(&self.ctx.target.paths.ping),
+            format!("{}: {label}", caller.bucket),
+        );
+        if let Some(jar) = &caller.jar {
+            req = req.jar(jar);
+        }
+        for (name, value) in extra {
+            req = req.header(name, value.clone());
+        }
+        let sent = Instant::now();
+        let at_ms = self.ctx.probe.now_ms();
+        let observed = self.ctx.probe.send(req).await?;
+        if !(200..300).contains(&observed.status) && observed.status != 429 {
+            return Err(Unobservable {
+                reason: format!(
+                    "a metered request as {} answered {} (expected 2xx or 429)",
+                    caller.bucket, observed.status
+                ),
+                exchanges: vec![observed.exchange],
+            });
+        }
+        Ok(Hit {
+            status: observed.status,
+            sent,
+            at_ms,
+            received: Instant::now(),
+            observed,
+        })
+    }
+
+    /// `n` requests with up to [`IN_FLIGHT`] at once (the rate cap still
+    /// spaces them): a burst's length is then set by the cap, not by the
+    /// target's latency. Returned in the order they were sent.
+    pub(super) async fn burst(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        n: u64,
+        label: &str,
+    ) -> Result<Vec<Hit>, Unobservable> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let mut hits: Vec<Hit> = stream::iter(0..n)
+            .map(|i| async move { self.send(caller, &[], &format!("{label} #{}", i + 1)).await })
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        hits.sort_by_key(|h| h.sent);
+        for hit in &hits {
+            run.record(hit);
+        }
+        Ok(hits)
+    }
+
+    /// Spends until the first 429; `None` when `cap` requests were all allowed.
+    pub(super) async fn exhaust(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        cap: u64,
+    ) -> Result<Option<Hit>, Unobservable> {
+        for i in 0..cap {
+            let hit = self
+                .hit(run, caller, &[], &format!("spend #{}", i + 1))
+                .await?;
+            if hit.refused() {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits out the window of `refused` and returns the first allowed
+    /// request after it, or `None` when none came within a window and a bit.
+    pub(super) async fn await_reset(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        refused: &Hit,
+    ) -> Result<Option<Reset>, Unobservable> {
+        let give_up = refused.sent + self.window + Duration::from_secs(2);
+        let poll = (self.window / 30).max(Duration::from_millis(100));
+        let first_try = match refused.retry_after_s() {
+            Some(s) => refused.sent + Duration::from_secs(s).min(self.window),
+            None => refused.sent + poll,
+        };
+        let mut last_refused = refused.clone();
+        tokio::time::sleep_until(first_try.into()).await;
+        loop {
+            let hit = self.hit(run, caller, &[], "after the window").await?;
+            if hit.allowed() {
+                // The new window began after the last refusal reached the
+                // target, and - if its Retry-After is honest - no earlier
+                // than Retry-After - 1 s after it was sent; a Retry-After
+                // that would put the start after the allowed answer is not.
+                let told = last_refused
+                    .retry_after_s()
+                    .map(|s| last_refused.sent + Duration::from_secs(s.saturating_sub(1)));
+                let began_after = match told {
+                    Some(t) if t <= hit.received => t,
+                    _ => last_refused.sent,
+                };
+                return Ok(Some(Reset {
+                    began_after,
+                    last_refused,
+                    first: hit,
+                }));
+            }
+            last_refused = hit;
+            if Instant::now() + poll > give_up {
+                return Ok(None);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Counts the allowed requests of the window the reset opened (its
+    /// first request is #1): `limit + tolerance + 1` more requests, so that
+    /// a correct target refuses at least one. The count is only valid if
+    /// every answer arrived before the window could end: the window began
+    /// after the last refusal was sent.
+    pub(super) async fn count(
+        &self,
+        run: &mut BucketRun,
+        caller: &Caller,
+        reset: &Reset,
+        limit: u64,
+    ) -> Result<Count, Unobservable> {
+        let hits = self
+            .burst(run, caller, limit + self.tolerance + 1, "count")
+            .await?;
+        let allowed = 1 + hits.iter().filter(|h| h.allowed()).count() as u64;
+        let last = hits
+            .iter()
+            .map(|h| h.received)
+            .max()
+            .unwrap_or(reset.first.received);
+        Ok(Count {
+            allowed,
+            span: last.duration_since(reset.first.sent),
+            within: last + self.margin() < reset.began_after + self.window,
+            refusal: hits.into_iter().find(Hit::refused),
+        })
+    }
+
+    pub(super) fn margin(&self) -> Duration {
+        (self.window / 20).max(Duration::from_millis(200))
+    }
+}
+
+pub(super) struct Count {
+    pub(super) allowed: u64,
+    pub(super) span: Duration,
+    pub(super) within: bool,
+    pub(super) refusal: Option<Hit>,
+}
+
+/// A window turning over: the last refused request, and the first allowed
+/// one after it.
+pub(super) struct Reset {
+    /// The earliest the new window can have begun.
+    pub(super) began_after: Instant,
+    pub(super) last_refused: Hit,
+    pub(super) first: Hit,
+}
+
+/// What the probes of one exhausted bucket found, per check id.
+#[derive(Default)]
+pub(super) struct Probes {
+    pub(super) done: bool,
+    pub(super) problems: Vec<String>,
+    pub(super) evidence: Vec<Exchange>,
+}
+
+pub(super) type ResetSeen = Result<(Exchange, Exchange), (String, Exchange, Option<Exchange>)>;
+
+/// What a tier's measurement gave the checks.
+pub(super) struct TierOutcome {
+    pub(super) tier: &'static str,
+    pub(super) run: BucketRun,
+    pub(super) limit: Option<u64>,
+    /// The count check's finding.
+    pub(super) count: Finding,
+    /// Whether the exhausted bucket was allowed again after the window: the
+    /// refusal and the allowed request, or why not with the refusal and the
+    /// last request.
+    pub(super) reset: Option<ResetSeen>,
+    pub(super) claims: Probes,
+    pub(super) spoofing: Probes,
+    pub(super) per_identity: Probes,
+    pub(super) other_runs: Vec<BucketRun>,
+}
+
+pub(super) fn timeline(
+    bucket: &str,
+    limit: Option<u64>,
+    window: Duration,
+    run: &BucketRun,
+) -> Evidence {
+    Evidence::Timeline(Timeline {
+        bucket: bucket.to_owned(),
+        limit,
+        window_s: window.as_secs(),
+        points: run.points.clone(),
+        window_starts_ms: run.window_starts_ms.clone(),
+    })
+}
+
+pub(super) async fn caller(ctx: &Ctx, bucket: &'static str) -> Result<Caller, Unobservable> {
+    if bucket == "anonymous" {
+        return Ok(Caller { bucket, jar: None });
+    }
+    let (identity, _) = sign_in(ctx, bucket, Jar::new()).await?;
+    Ok(Caller {
+        bucket,
+        jar: Some(identity.session_jar()),
+    })
+}
+
+/// Exhaust, probe, wait for the reset, count a whole window, probe again if
+/// the first probes were inconclusive.
+pub(super) async fn measure_tier(
+    suite: Suite<'_>,
+    tier: &'static str,
+    limit: Option<u64>,
+) -> Result<TierOutcome, Unobservable> {
+    let suite = &suite;
+    let ctx = suite.ctx;
+    let mut lease_names = vec![tier];
+    if tier == "free" {
+        lease_names.push("free2");
+    }
+    let _lease = ctx.exclusive(&lease_names).await?;
+    let me = caller(ctx, tier).await?;
+    let other = if tier == "free" {
+        Some(caller(ctx, "free2").await?)
+    } else {
+        None
+    };
+    let mut run = BucketRun::default();
+    let mut other_run = BucketRun::default();
+    let mut outcome = TierOutcome {
+        tier,
+        run: BucketRun::default(),
+        limit,
+        count: Finding::error("not measured"),
+        reset: None,
+        claims: Probes::default(),
+        spoofing: Probes::default(),
+        per_identity: Probes::default(),
+        other_runs: Vec::new(),
+    };
+    let Some(limit_n) = limit else {
+        outcome.count = Finding::skip(format!("the config declares the {tier} tier unlimited"));
+        return Ok(outcome);
+    };
+    let cap = limit_n * 2 + 10;
+    let exhaust_started = Instant::now();
+    let Some(refused) = suite.exhaust(&mut run, &me, cap).await? else {
+        let span = exhaust_started.elapsed();
+        outcome.count = if span < suite.window {
+            Finding::fail(format!(
+                "{cap} requests within {} ms were all allowed; the {tier} limit is {limit_n} per {} s",
+                span.as_millis(),
+                suite.window.as_secs()
+            ))
+        } else {
+            Finding::error(format!(
+                "{cap} requests were all allowed, but they took {} ms, longer than a window",
+                span.as_millis()
+            ))
+        };
+        outcome.count = outcome
+            .count
+            .with(timeline(tier, limit, suite.window, &run));
+        outcome.run = run;
+        return Ok(outcome);
+    };
+    match suite.await_reset(&mut run, &me, &refused).await? {
+        None => {
+            let last = run.hits.last().map(|h| h.observed.exchange.clone());
+            outcome.reset = Some(Err((
+                format!(
+                    "still refused {} s after the 429",
+                    (suite.window + Duration::from_secs(2)).as_secs()
+                ),
+                refused.observed.exchange.clone(),
+                last,
+            )));
+            outcome.count =
+                Finding::error("the bucket never reset, so a whole window could not be counted")
+                    .with_exchange(&refused.observed.exchange)
+                    .with(timeline(tier, limit, suite.window, &run));
+        }
+        Some(reset) => {
+            ctx.saw_turnover(reset.began_after);
+            outcome.reset = Some(Ok((
+                reset.last_refused.observed.exchange.clone(),
+                reset.first.observed.exchange.clone(),
+            )));
+            let count = suite.count(&mut run, &me, &reset, limit_n).await?;
+            outcome.count =
+                count_finding(suite.window, suite.tolerance, tier, limit_n, &reset, &count)
+                    .with(timeline(tier, limit, suite.window, &run));
+        }
+    }
+    // Probe while the bucket is spent: after the count, so that the first
+    // reset is the one counted (or, when it never reset, right away).
+    probe_until_done(
+        suite,
+        &mut run,
+        &mut other_run,
+        &me,
+        other.as_ref(),
+        &mut outcome,
+        cap,
+    )
+    .await?;
+    // Every verdict above assumed the requests were this tier's.
+    for c in std::iter::once(&me).chain(other.as_ref()) {
+        c.still_signed_in(ctx).await?;
+    }
+    outcome.run = run;
+    if other.is_some() {
+        outcome.other_runs.push(other_run);
+    }
+    Ok(outcome)
+}
+
+/// Admin sends `admin_factor` x the pro limit inside one window: no 429.
+/// The burst starts right after another bucket saw its window turn over
+/// (`aligned`: when that window began at the earliest) and must be answered
+/// before that window can end. Without alignment the window's phase is
+/// unknown, so twice as many are sent within a window's length of their
+/// start: they touch at most two windows, so one of those took at least
+/// half of them.
+pub(super) async fn admin_burst(
+    suite: &Suite<'_>,
+    me: &Caller,
+    aligned: Option<Instant>,
+) -> Result<Finding, Unobservable> {
+    let ctx = suite.ctx;
+    let base = ctx.target.profile.limits.pro.count().unwrap_or(300);
+    let n = base * ctx.plan.params.admin_factor;
+    let sent = if aligned.is_some() { n } else { 2 * n };
+    let mut run = BucketRun::default();
+    let started = Instant::now();
+    let hits = suite.burst(&mut run, me, sent, "admin").await?;
+    me.still_signed_in(ctx).await?;
+    let refused = hits
+        .iter()
+        .enumerate()
+        .find(|(_, h)| h.refused())
+        .map(|(i, h)| (i + 1, h.clone()));
+    let last = hits.iter().map(|h| h.received).max().unwrap_or(started);
+    let window_began = aligned.unwrap_or(started);
+    let span = last.duration_since(started);
+    let how = if aligned.is_some() {
+        "inside one window"
+    } else {
+        "within one window's length (the window's phase unknown: one window took at least half)"
+    };
+    let finding = match refused {
+        Some((i, hit)) => Finding::fail(format!("admin was refused at request {i} of {sent}"))
+            .with_exchange(&hit.observed.exchange),
+        None if last + suite.margin() < window_began + suite.window => Finding::pass(format!(
+            "{sent} requests in {} ms, {how}, none refused",
+            span.as_millis()
+        )),
+        None => Finding::error(format!(
+            "{sent} requests took {} ms and may have run past the {} s window, so they prove nothing (raise budget.max_rps or check the target's latency)",
+            span.as_millis(),
+            suite.window.as_secs()
+        )),
+    };
+    Ok(finding.with(timeline("admin", None, suite.window, &run)))
+}

@@ -1,0 +1,192 @@
+//! The ratelimit suite: exact per-tier limits in one fixed window, admin not
+//! throttled, well-formed 429s, tiers never taken from the client, the
+//! anonymous bucket not keyed on client headers, one bucket per identity,
+//! and buckets that reset.
+//!
+//! Windows do not start when the harness does: each bucket is first spent
+//! until refused, the harness waits for the reset (`Retry-After`, then
+//! polling), and the request allowed after it starts the counted window.
+//! Probes that need an exhausted bucket (claimed tiers, spoofed addresses,
+//! the other user) run after the count, while the bucket is spent; each is
+//! bracketed: the plain request after it must still be refused, or the
+//! window turned over during the probe and it is repeated after spending
+//! the new window.
+
+mod engine;
+mod header;
+mod payloads;
+mod probes;
+mod verdicts;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::registry::{Check, Lease, Needs, Observation, Turnover, exclusive};
+use super::{Ctx, Unobservable};
+use crate::check;
+use engine::{Suite, TierOutcome, admin_burst, caller, measure_tier};
+use verdicts::{
+    merge_probes, probe_finding, retry_after_finding, timelines, window_resets_finding,
+};
+
+/// Measures one tier's bucket (free's measurement also spends free2's, the
+/// other identity of the per-identity probe).
+const fn measures(buckets: &'static [Lease]) -> Needs {
+    Needs {
+        buckets,
+        fresh_accounts: false,
+        vantages: false,
+        turnover: Turnover::Observes,
+    }
+}
+const ANONYMOUS: &[Lease] = &[exclusive("anonymous")];
+const FREE: &[Lease] = &[exclusive("free"), exclusive("free2")];
+const PRO: &[Lease] = &[exclusive("pro")];
+const ANONYMOUS_AND_FREE: &[Lease] = &[
+    exclusive("anonymous"),
+    exclusive("free"),
+    exclusive("free2"),
+];
+const EVERY_TIER: &[Lease] = &[
+    exclusive("anonymous"),
+    exclusive("free"),
+    exclusive("free2"),
+    exclusive("pro"),
+];
+/// Admin's burst starts at the first window turnover another check sees.
+const ADMIN: Needs = Needs {
+    buckets: &[exclusive("admin")],
+    fresh_accounts: false,
+    vantages: false,
+    turnover: Turnover::Awaits,
+};
+
+pub const CHECKS: &[Check] = &[
+    check!("ratelimit.anonymous", measures(ANONYMOUS), anonymous),
+    check!("ratelimit.free", measures(FREE), free),
+    check!("ratelimit.pro", measures(PRO), pro),
+    check!("ratelimit.admin-unlimited", ADMIN, admin_unlimited),
+    check!("ratelimit.retry-after", measures(EVERY_TIER), retry_after),
+    check!(
+        "ratelimit.tier-not-from-client",
+        measures(ANONYMOUS_AND_FREE),
+        tier_not_from_client
+    ),
+    check!(
+        "ratelimit.key-not-spoofable",
+        measures(ANONYMOUS),
+        key_not_spoofable
+    ),
+    check!("ratelimit.per-identity", measures(FREE), per_identity),
+    check!(
+        "ratelimit.window-resets",
+        measures(EVERY_TIER),
+        window_resets
+    ),
+];
+
+fn suite(ctx: &Ctx) -> Suite<'_> {
+    Suite {
+        ctx,
+        window: Duration::from_secs(ctx.target.profile.window_s),
+        tolerance: ctx.plan.params.ratelimit_tolerance,
+    }
+}
+
+/// The tiers with a bucket to measure.
+const TIERS: [&str; 3] = ["anonymous", "free", "pro"];
+
+/// `tier`'s measurement, made once per run by the first check that needs it.
+async fn tier(ctx: &Ctx, tier: &'static str) -> Result<Arc<TierOutcome>, Unobservable> {
+    let limits = &ctx.target.profile.limits;
+    let limit = match tier {
+        "anonymous" => limits.anonymous.count(),
+        "free" => limits.free.count(),
+        _ => limits.pro.count(),
+    };
+    ctx.once(&format!("ratelimit.tier.{tier}"), || {
+        measure_tier(suite(ctx), tier, limit)
+    })
+    .await
+}
+
+/// Every tier's measurement (side by side); the verdicts over several
+/// tiers judge the ones that could be measured.
+async fn every_tier(ctx: &Ctx) -> Vec<Arc<TierOutcome>> {
+    futures_util::future::join_all(TIERS.map(|t| tier(ctx, t)))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+async fn anonymous(ctx: Ctx) -> Observation {
+    Ok(tier(&ctx, "anonymous").await?.count.clone())
+}
+
+async fn free(ctx: Ctx) -> Observation {
+    Ok(tier(&ctx, "free").await?.count.clone())
+}
+
+async fn pro(ctx: Ctx) -> Observation {
+    Ok(tier(&ctx, "pro").await?.count.clone())
+}
+
+async fn admin_unlimited(ctx: Ctx) -> Observation {
+    let suite = suite(&ctx);
+    // Signed in before the wait, so that the burst starts as soon as a
+    // window turns over and its sign-in does not eat into that window.
+    let _lease = ctx.exclusive(&["admin"]).await?;
+    let me = caller(&ctx, "admin").await?;
+    let aligned = ctx
+        .turnover(suite.window * 2 + Duration::from_secs(3))
+        .await;
+    admin_burst(&suite, &me, aligned).await
+}
+
+async fn retry_after(ctx: Ctx) -> Observation {
+    let outcomes = every_tier(&ctx).await;
+    Ok(retry_after_finding(suite(&ctx).window, &outcomes))
+}
+
+async fn window_resets(ctx: Ctx) -> Observation {
+    let outcomes = every_tier(&ctx).await;
+    Ok(window_resets_finding(suite(&ctx).window, &outcomes))
+}
+
+async fn tier_not_from_client(ctx: Ctx) -> Observation {
+    let (free, anonymous) = tokio::join!(tier(&ctx, "free"), tier(&ctx, "anonymous"));
+    let merged = merge_probes([
+        free.as_ref().ok().map(|o| &o.claims),
+        anonymous.as_ref().ok().map(|o| &o.claims),
+    ]);
+    Ok(probe_finding(
+        merged.as_ref(),
+        "with the bucket exhausted, no claimed tier (header, unsigned JWT) earned another request",
+        Vec::new(),
+    ))
+}
+
+async fn key_not_spoofable(ctx: Ctx) -> Observation {
+    let suite = suite(&ctx);
+    let o = tier(&ctx, "anonymous").await.ok();
+    Ok(probe_finding(
+        o.as_ref().map(|o| &o.spoofing),
+        "with the anonymous bucket exhausted, spoofed client-address headers earned no request",
+        o.as_ref()
+            .map(|o| timelines(suite.window, o))
+            .unwrap_or_default(),
+    ))
+}
+
+async fn per_identity(ctx: Ctx) -> Observation {
+    let suite = suite(&ctx);
+    let o = tier(&ctx, "free").await.ok();
+    Ok(probe_finding(
+        o.as_ref().map(|o| &o.per_identity),
+        "with free's bucket exhausted, free2 was still allowed",
+        o.as_ref()
+            .map(|o| timelines(suite.window, o))
+            .unwrap_or_default(),
+    ))
+}

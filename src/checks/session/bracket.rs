@@ -1,0 +1,310 @@
+//! The bracket arithmetic of revocation: what a token's polls prove about
+//! when the revocation took effect, and the verdicts over them. Pure
+//! functions over recorded watches, unit-tested without a target.
+
+use url::Url;
+
+use super::Revocation;
+use crate::checks::Finding;
+use crate::model::{Evidence, Exchange, Measurement};
+
+/// What one token did at one vantage after the revocation.
+#[derive(Debug, Clone)]
+pub(super) struct Watch {
+    pub(super) trial: u32,
+    pub(super) token: &'static str,
+    pub(super) vantage: Url,
+    /// Milliseconds from the revocation's answer to when the first refusing
+    /// poll was sent.
+    pub(super) refused_after_ms: Option<u64>,
+    /// Milliseconds from the revocation's answer to when the first refusing
+    /// poll's answer arrived: the revocation had taken effect by then.
+    pub(super) refused_by_ms: Option<u64>,
+    /// Milliseconds from the revocation's answer to when the last poll that
+    /// was accepted (before any refusal) was sent: the token was still valid
+    /// at some instant after this.
+    pub(super) accepted_until_ms: Option<u64>,
+    /// The slowest poll up to the first refusal, from asking the governor
+    /// for a slot to the answer, in milliseconds.
+    pub(super) slowest_poll_ms: u64,
+    /// The longest of those polls' waits for a slot under the rate cap.
+    pub(super) longest_queue_ms: u64,
+    /// Milliseconds from the revocation's answer to an acceptance that came
+    /// after a refusal.
+    pub(super) resurrected_after_ms: Option<u64>,
+    pub(super) polls: u32,
+    /// How long the token was watched, in milliseconds.
+    pub(super) watched_ms: u64,
+    /// The exchanges worth showing: the first refusal, the resurrection, or
+    /// the last acceptance when it was never refused.
+    pub(super) notable: Vec<Exchange>,
+}
+
+pub(super) fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// What a watch proves about the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Within {
+    /// The refusing poll's answer arrived within the bound.
+    Yes,
+    /// A poll sent after the bound was accepted, before the first refusal
+    /// or after it (a resurrection past the bound).
+    No,
+    /// The bound lies between the last acceptance's send and the refusal's
+    /// answer: which side the revocation fell on is below the resolution
+    /// (the poll interval plus the refusing poll's latency).
+    Unknown,
+}
+
+impl Watch {
+    pub(super) fn within(&self, bound_ms: u64) -> Within {
+        let late = |ms: Option<u64>| ms.is_some_and(|ms| ms > bound_ms);
+        if late(self.accepted_until_ms) || late(self.resurrected_after_ms) {
+            Within::No
+        } else if self.refused_by_ms.is_some_and(|ms| ms <= bound_ms) {
+            Within::Yes
+        } else {
+            Within::Unknown
+        }
+    }
+
+    /// `trial 1 revoking session at http://…/`
+    pub(super) fn who(&self) -> String {
+        format!("trial {} {} at {}", self.trial, self.token, self.vantage)
+    }
+}
+
+pub(super) fn window_finding(
+    kind: Revocation,
+    watches: &[Watch],
+    revocations: &[Exchange],
+    bound_ms: u64,
+    interval_ms: u64,
+) -> Finding {
+    let mut evidence: Vec<Evidence> = watches
+        .iter()
+        .map(|w| {
+            Evidence::Measurement(Measurement {
+                name: match w.refused_by_ms {
+                    Some(_) => format!("time to refusal after {} ({})", kind.what(), w.token),
+                    None => format!("still accepted after {} ({})", kind.what(), w.token),
+                },
+                value: w.refused_by_ms.unwrap_or(w.watched_ms) as f64,
+                unit: "ms".to_owned(),
+                bound: Some(bound_ms as f64),
+                vantage: Some(w.vantage.to_string()),
+                trial: Some(w.trial),
+                censored: w.refused_by_ms.is_none(),
+                resolution: Some(interval_ms as f64),
+                slowest_observation: Some(w.slowest_poll_ms as f64),
+            })
+        })
+        .collect();
+    let mut times: Vec<u64> = watches.iter().filter_map(|w| w.refused_by_ms).collect();
+    times.sort_unstable();
+    let slowest = watches.iter().map(|w| w.slowest_poll_ms).max().unwrap_or(0);
+    let queued = watches
+        .iter()
+        .map(|w| w.longest_queue_ms)
+        .max()
+        .unwrap_or(0);
+    evidence.push(Evidence::note(format!(
+        "{} trials x {} watches; resolution (poll interval) {interval_ms} ms; p50 {} ms, max {} ms; bound {bound_ms} ms; slowest poll {slowest} ms (longest wait for the rate cap {queued} ms). Each time is when the refusing poll's answer arrived (the revocation had taken effect by then); the token was still valid at some instant after the previous poll was sent.",
+        watches.iter().map(|w| w.trial).max().unwrap_or(0),
+        watches.len(),
+        percentile(&times, 0.5),
+        times.last().copied().unwrap_or(0),
+    )));
+    evidence.extend(revocations.iter().take(1).cloned().map(Evidence::Exchange));
+    let late: Vec<&Watch> = watches
+        .iter()
+        .filter(|w| w.within(bound_ms) == Within::No)
+        .collect();
+    let unknown: Vec<&Watch> = watches
+        .iter()
+        .filter(|w| w.within(bound_ms) == Within::Unknown)
+        .collect();
+    let finding = if !late.is_empty() {
+        let which: Vec<String> = late
+            .iter()
+            .map(|w| match (w.refused_by_ms, w.resurrected_after_ms) {
+                (Some(ms), Some(again)) if again > bound_ms => format!(
+                    "{}: refused by {ms} ms, then accepted again by a poll sent at {again} ms",
+                    w.who()
+                ),
+                (Some(ms), _) => format!(
+                    "{}: still accepted by a poll sent at {} ms, refused by {ms} ms",
+                    w.who(),
+                    w.accepted_until_ms.unwrap_or(0)
+                ),
+                (None, _) => format!(
+                    "{}: still accepted after {} polls, the last sent at {} ms",
+                    w.who(),
+                    w.polls,
+                    w.watched_ms
+                ),
+            })
+            .collect();
+        Finding::fail(format!(
+            "not refused within {bound_ms} ms after {}: {}",
+            kind.what(),
+            which.join("; ")
+        ))
+    } else if !unknown.is_empty() {
+        let which: Vec<String> = unknown
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}: last accepted by a poll sent at {} ms, refused by a poll answered at {} ms (slowest poll {} ms, of which {} ms waiting for the rate cap)",
+                    w.who(),
+                    w.accepted_until_ms.unwrap_or(0),
+                    w.refused_by_ms.map_or_else(|| "never".to_owned(), |ms| ms.to_string()),
+                    w.slowest_poll_ms,
+                    w.longest_queue_ms
+                )
+            })
+            .collect();
+        Finding::error(format!(
+            "could not tell whether the token was refused within {bound_ms} ms after {}: the bound fell between the last accepted poll's send and the refusing poll's answer, a gap below this run's resolution (poll interval {interval_ms} ms, plus the refusing poll's latency) ({}); rerun: the polls of another run fall elsewhere, and slow ones mean the target or this machine is loaded",
+            kind.what(),
+            which.join("; ")
+        ))
+    } else {
+        Finding::pass(format!(
+            "every token was refused at every vantage within the bound: p50 {} ms, max {} ms (bound {bound_ms} ms, resolution {interval_ms} ms)",
+            percentile(&times, 0.5),
+            times.last().copied().unwrap_or(0)
+        ))
+    };
+    let shown = late
+        .iter()
+        .chain(&unknown)
+        .flat_map(|w| w.notable.iter())
+        .chain(watches.iter().take(2).flat_map(|w| w.notable.iter()));
+    let mut finding = finding;
+    finding.evidence.extend(evidence);
+    finding.with_exchanges(shown.take(6))
+}
+
+pub(super) fn resurrection_finding(observe_ms: u64, watches: &[&Watch]) -> Finding {
+    let resurrected: Vec<&&Watch> = watches
+        .iter()
+        .filter(|w| w.resurrected_after_ms.is_some())
+        .collect();
+    let refused = watches
+        .iter()
+        .filter(|w| w.refused_after_ms.is_some())
+        .count();
+    if refused == 0 {
+        return Finding::error("no token was ever refused, so resurrection could not be observed");
+    }
+    if resurrected.is_empty() {
+        return Finding::pass(format!(
+            "{refused} refused tokens stayed refused for {observe_ms} ms after their refusal"
+        ));
+    }
+    let which: Vec<String> = resurrected
+        .iter()
+        .map(|w| {
+            format!(
+                "trial {} {} at {}: refused at {} ms, accepted again at {} ms",
+                w.trial,
+                w.token,
+                w.vantage,
+                w.refused_after_ms.unwrap_or(0),
+                w.resurrected_after_ms.unwrap_or(0)
+            )
+        })
+        .collect();
+    Finding::fail(format!(
+        "a refused token was accepted again: {}",
+        which.join("; ")
+    ))
+    .with_exchanges(resurrected.iter().flat_map(|w| w.notable.iter()).take(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn watch(accepted_until: Option<u64>, refused: Option<(u64, u64)>) -> Watch {
+        Watch {
+            trial: 1,
+            token: "revoking session",
+            vantage: Url::parse("http://127.0.0.1:1/").unwrap(),
+            refused_after_ms: refused.map(|(sent, _)| sent),
+            refused_by_ms: refused.map(|(_, answered)| answered),
+            accepted_until_ms: accepted_until,
+            slowest_poll_ms: 0,
+            longest_queue_ms: 0,
+            resurrected_after_ms: None,
+            polls: 3,
+            watched_ms: refused.map_or(accepted_until.unwrap_or(0), |(sent, _)| sent),
+            notable: Vec::new(),
+        }
+    }
+
+    #[test]
+    pub(super) fn the_verdict_uses_only_what_the_bracket_proves() {
+        // Refused, answered within the bound.
+        assert_eq!(watch(Some(300), Some((400, 420))).within(2000), Within::Yes);
+        assert_eq!(watch(None, Some((0, 15))).within(2000), Within::Yes);
+        // A refusing poll sent before the bound but answered after it: the
+        // revocation may have taken effect after the bound (no false pass).
+        assert_eq!(
+            watch(Some(1800), Some((1900, 2500))).within(2000),
+            Within::Unknown
+        );
+        // The last acceptance before the bound and a slow refusal: a poll
+        // that stalled is not a failure of the target (no false fail).
+        assert_eq!(
+            watch(Some(250), Some((2100, 2150))).within(2000),
+            Within::Unknown
+        );
+        // Accepted by a poll sent after the bound: late, however slow.
+        assert_eq!(watch(Some(2050), None).within(2000), Within::No);
+        assert_eq!(
+            watch(Some(2050), Some((2150, 2160))).within(2000),
+            Within::No
+        );
+        // Refused in time, then accepted again by a poll sent after the
+        // bound: the token was valid past the bound (a resurrection within
+        // the bound is `session.no-resurrection`'s alone).
+        let resurrected = |at| Watch {
+            resurrected_after_ms: Some(at),
+            ..watch(Some(300), Some((400, 420)))
+        };
+        assert_eq!(resurrected(2100).within(2000), Within::No);
+        assert_eq!(resurrected(1900).within(2000), Within::Yes);
+        // Never observed after the bound (cannot happen from `watch`, which
+        // polls past the bound): not a pass.
+        assert_eq!(watch(Some(1500), None).within(2000), Within::Unknown);
+    }
+
+    #[test]
+    pub(super) fn a_slow_poll_across_the_bound_is_an_error_and_a_late_one_a_failure() {
+        let slow = [watch(Some(250), Some((2100, 2150)))];
+        let finding = window_finding(Revocation::SignOut, &slow, &[], 2000, 100);
+        assert_eq!(finding.status, crate::model::Status::Error, "{finding:?}");
+        assert!(
+            finding.summary.contains("below this run's resolution"),
+            "{}",
+            finding.summary
+        );
+        let late = [
+            watch(Some(250), Some((2100, 2150))),
+            watch(Some(2050), None),
+        ];
+        let finding = window_finding(Revocation::SignOut, &late, &[], 2000, 100);
+        assert_eq!(finding.status, crate::model::Status::Fail, "{finding:?}");
+        let fine = [watch(Some(250), Some((350, 360)))];
+        let finding = window_finding(Revocation::SignOut, &fine, &[], 2000, 100);
+        assert_eq!(finding.status, crate::model::Status::Pass, "{finding:?}");
+    }
+}
