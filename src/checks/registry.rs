@@ -159,19 +159,44 @@ mod tests {
     use super::*;
     use crate::plan::{FaultSite, Plan};
 
-    /// The check ids the README's `## Checks` table lists, in order.
-    fn readme_ids() -> Vec<String> {
-        let readme = include_str!("../../README.md");
-        let section = readme
-            .split("\n## Checks\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n## ").next())
-            .expect("the README has a `## Checks` section");
-        section
-            .lines()
-            .filter_map(|line| line.strip_prefix("| `"))
-            .filter_map(|rest| rest.split_once('`').map(|(id, _)| id.to_owned()))
-            .collect()
+    /// The README's `## Checks` table, as the suite makes it.
+    fn checks_table(plan: &Plan) -> String {
+        let mut table = String::from("| id | what it checks | level |\n|---|---|---|\n");
+        for c in &plan.checks {
+            let level = match c.level {
+                crate::model::Level::Must => "must",
+                crate::model::Level::Should => "should",
+            };
+            table.push_str(&format!("| `{}` | {} | {level} |\n", c.id, c.title));
+        }
+        table
+    }
+
+    /// The README's `## Checks` table must be the suite's: a check is
+    /// listed by regenerating it (`FLAREPROOF_BLESS=1 cargo test --lib`),
+    /// not by hand.
+    #[test]
+    fn the_readme_lists_the_suites_checks() {
+        let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme
+            .find("| id | what it checks | level |\n")
+            .expect("the README has the checks table");
+        let end = readme[start..]
+            .find("\n\n")
+            .map_or(readme.len(), |e| start + e + 1);
+        let want = checks_table(&plan);
+        if std::env::var_os("FLAREPROOF_BLESS").is_some() {
+            let blessed = format!("{}{want}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, blessed).unwrap();
+            return;
+        }
+        assert_eq!(
+            &readme[start..end],
+            want,
+            "README.md's checks table is not the suite's; rerun with FLAREPROOF_BLESS=1 to regenerate it"
+        );
     }
 
     #[test]
@@ -206,8 +231,7 @@ mod tests {
             }
         }
 
-        // The README lists the same ids, in order.
-        assert_eq!(readme_ids(), planned);
+        // The README lists the same ids: see `the_readme_lists_the_suites_checks`.
     }
 
     #[test]
