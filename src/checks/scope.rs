@@ -35,6 +35,11 @@ pub const CHECKS: &[Check] = &[
         SPENDS,
         session_not_db_credential
     ),
+    check!(
+        "scope.session-token-not-bearer",
+        SPENDS,
+        session_token_not_bearer
+    ),
     check!("scope.no-cors-on-data", SPENDS, no_cors_on_data),
     check!(
         "scope.unscoped-query-rejected",
@@ -83,6 +88,35 @@ async fn session_not_db_credential(ctx: Ctx) -> Observation {
     let u = users(&ctx).await?;
     let control = control(&ctx, &u).await?;
     session_alone(&ctx, &u.a, &control).await
+}
+
+/// A's session token sent as the data plane's Bearer key (the cookie's value,
+/// and the token without a signature after its first `.`): each refused
+/// with 401 and no rows, beside the control that the key itself is accepted.
+async fn session_token_not_bearer(ctx: Ctx) -> Observation {
+    let u = users(&ctx).await?;
+    let control = control(&ctx, &u).await?;
+    let token = u.a.identity.token();
+    let mut variants = vec![("the session cookie's value", token)];
+    if let Some((unsigned, _)) = token.split_once('.') {
+        variants.push(("the session token without its signature", unsigned));
+    }
+    let mut problems = Vec::new();
+    let mut exchanges = Vec::new();
+    for (what, bearer) in variants {
+        let label = format!("query with {what} as the Bearer key");
+        let req = query_req(&ctx, &label, &scoped_body(&u.a.id))
+            .header("authorization", format!("Bearer {bearer}"));
+        let observed = ctx.probe.send(req).await?;
+        problems.extend(refused(&observed, 401, &label));
+        exchanges.push(observed.exchange);
+    }
+    exchanges.push(control.exchange.clone());
+    Ok(verdict(
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        "a session token sent as the Bearer key was refused with 401 and no rows",
+        &exchanges,
+    ))
 }
 
 async fn no_cors_on_data(ctx: Ctx) -> Observation {
