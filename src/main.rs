@@ -190,12 +190,19 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
         }
         Command::Demo => {
             eprintln!("starting the reference auth Worker (workerd via Miniflare)…");
-            let run = flareproof::demo::run().await.map_err(|e| {
-                hint(
-                    e,
-                    "the demo needs Node.js 20 and npm on PATH; run it from the repository root",
-                )
-            })?;
+            let run = flareproof::testbench::demo::run(demo_events())
+                .await
+                .map_err(|e| {
+                    if let flareproof::testbench::demo::DemoError::Fixture(f) = &e
+                        && let Some((label, text)) = f.output()
+                    {
+                        eprintln!("{label}:\n{text}");
+                    }
+                    hint(
+                        e,
+                        "the demo needs Node.js 20 and npm on PATH; run it from the repository root",
+                    )
+                })?;
             eprintln!(
                 "reference Worker ready in {} ms; {} requests sent",
                 run.fixture_ready.as_millis(),
@@ -320,6 +327,17 @@ async fn run(cli: &Cli) -> Result<u8, Failure> {
             Ok(code)
         }
     }
+}
+
+/// The test bench's events on stderr; the launcher's lines only with
+/// `FLAREPROOF_FIXTURE_LOG` set.
+fn demo_events() -> flareproof::testbench::Events {
+    let chatter = std::env::var_os("FLAREPROOF_FIXTURE_LOG").is_some();
+    flareproof::testbench::Events::new(move |event| {
+        if chatter || !event.is_chatter() {
+            eprintln!("{event}");
+        }
+    })
 }
 
 fn write_attestation(dir: &Path, bytes: &[u8]) -> Result<(), Failure> {

@@ -2,10 +2,9 @@
 
 use std::process::Command;
 
-use flareproof::fixture::FixtureOptions;
 use flareproof::plan::Plan;
 
-use crate::support::{faults, start};
+use crate::support::{FixtureInfo, FixtureOptions, faults, start};
 
 fn flareproof() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flareproof"))
@@ -32,7 +31,7 @@ fn list_prints_every_check_id_with_its_requirement_ids() {
     }
 }
 
-fn conform_command(info: &flareproof::fixture::FixtureInfo, dir: &std::path::Path) -> Command {
+fn conform_command(info: &FixtureInfo, dir: &std::path::Path) -> Command {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("flareproof.toml");
     std::fs::write(&config, crate::support::conform_config(info, "FP_TEST")).unwrap();
