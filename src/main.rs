@@ -17,7 +17,7 @@ use flareproof::known_failures::KnownFailures;
 use flareproof::model::{Report, Status};
 use flareproof::plan::Plan;
 use flareproof::progress::{Bars, Progress, Silent};
-use flareproof::report::{Format, attestation, sarif};
+use flareproof::report::{self, Dest, Format, attestation};
 use flareproof::target::{Target, TargetConfig, VerifyTarget, load_verify};
 use flareproof::verify::Verify;
 
@@ -341,31 +341,27 @@ fn demo_events() -> flareproof::testbench::Events {
 }
 
 fn write_attestation(dir: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    if dir == Path::new("-") {
-        return Ok(());
+    if let Some(path) = report::attestation_path(dir) {
+        fs_err::write(&path, bytes)?;
+        eprintln!("wrote {}", path.display());
     }
-    let path = dir.join("attestation.json");
-    fs_err::write(&path, bytes)?;
-    eprintln!("wrote {}", path.display());
     Ok(())
 }
 
-/// The SARIF results' location: the config, relative to where the run
-/// started (the repository root in CI).
-fn render(cli: &Cli, format: Format, report: &Report) -> Vec<u8> {
-    match format {
-        Format::Sarif if cli.config.is_relative() && cli.config.exists() => {
-            let path = cli.config.display().to_string();
-            sarif::render_for(report, path.trim_start_matches("./"))
-        }
-        _ => format.render(report),
+/// SARIF results point at the config when it is a file relative to where
+/// the run started (the repository root in CI).
+fn sarif_artifact(cli: &Cli) -> Option<String> {
+    if !(cli.config.is_relative() && cli.config.exists()) {
+        return None;
     }
+    let path = cli.config.display().to_string();
+    Some(path.trim_start_matches("./").to_owned())
 }
 
-/// Applies the known failures, writes the report in `formats` (and always
-/// JSON), prints the summary, and returns the exit code of the verdict
-/// with the final report. With `--out -` the first format goes to stdout
-/// and the summary to stderr.
+/// Applies the known failures, writes what [`report::outputs`] says (files,
+/// or the first format to stdout), prints the summary (to stderr when the
+/// report went to stdout), and returns the exit code of the verdict with
+/// the final report.
 fn finish(
     cli: &Cli,
     report: Report,
@@ -377,21 +373,22 @@ fn finish(
         Some(known) => known.apply(report),
         None => report,
     };
-    let to_stdout = dir == Path::new("-");
+    let outputs = report::outputs(dir, formats, &report, sarif_artifact(cli).as_deref());
+    let mut to_stdout = false;
     let mut written = Vec::new();
-    if to_stdout {
-        let format = formats.first().copied().unwrap_or(Format::Json);
-        std::io::stdout().write_all(&render(cli, format, &report))?;
-    } else {
-        let mut formats = formats.to_vec();
-        formats.push(Format::Json);
-        formats.sort();
-        formats.dedup();
-        fs_err::create_dir_all(dir)?;
-        for format in formats {
-            let path = dir.join(format.file_name());
-            fs_err::write(&path, render(cli, format, &report))?;
-            written.push(path);
+    for output in outputs {
+        match output.dest {
+            Dest::Stdout => {
+                to_stdout = true;
+                std::io::stdout().write_all(&output.bytes)?;
+            }
+            Dest::File(path) => {
+                if let Some(dir) = path.parent() {
+                    fs_err::create_dir_all(dir)?;
+                }
+                fs_err::write(&path, &output.bytes)?;
+                written.push(path);
+            }
         }
     }
     let mut lines = Vec::new();
