@@ -4,7 +4,6 @@
 
 pub mod audit;
 pub mod checks;
-pub mod cli;
 pub mod cloudflare;
 pub mod compare;
 pub mod conform;

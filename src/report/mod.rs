@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::model::Report;
 
 /// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Format {
     /// `report.json`, the source of truth (always written).
     Json,
