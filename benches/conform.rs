@@ -13,9 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flareproof::conform::{Conform, Selection};
-use flareproof::fixture::Fixture;
 use flareproof::model::{Evidence, Report, Status};
 use flareproof::plan::Plan;
+use flareproof::testbench::demo;
+use flareproof::testbench::fixture::Fixture;
+use flareproof::testbench::{Event, Events};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -43,9 +45,13 @@ fn slowest_sign_in(report: &Report) -> f64 {
 
 /// One conform run over `only` against a fresh reference Worker.
 fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> (Duration, Report) {
-    let fixture =
-        Fixture::start(&flareproof::demo::options()).expect("the reference Worker starts");
-    let target = flareproof::demo::target_for(fixture.info(), 604_800).expect("a target");
+    let events = Events::new(|e: &Event| {
+        if !e.is_chatter() {
+            eprintln!("{e}")
+        }
+    });
+    let fixture = Fixture::start(&demo::options(), &events).expect("the reference Worker starts");
+    let target = demo::target_for(fixture.info(), 604_800).expect("a target");
     let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
     let conform = Conform {
         target: Arc::new(target),
@@ -79,7 +85,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let options = flareproof::demo::options();
+    let options = demo::options();
     let window_ms = options.window_s.unwrap_or(60) as f64 * 1000.0;
     let bound_ms = 2000.0; // demo::target_for's revocation bound
     let inherent = window_ms.max(bound_ms);

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use flareproof::cloudflare::standin::StandIn;
 use flareproof::cloudflare::{Credentials, RetryPolicy};
-use flareproof::demo::{REFERENCE_ACCOUNT, reference_scenario, reference_verify_target};
-use flareproof::fixture::{ensure_installed, fixtures_dir};
 use flareproof::model::{Secret, Verdict};
 use flareproof::plan::Plan;
 use flareproof::rebuild::{Variation, run_recipe};
+use flareproof::testbench::demo::{REFERENCE_ACCOUNT, reference_scenario, reference_verify_target};
+use flareproof::testbench::fixture::{ensure_installed, fixtures_dir};
 use flareproof::verify::Verify;
 
 fn median(mut xs: Vec<Duration>) -> Duration {

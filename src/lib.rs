@@ -4,12 +4,9 @@
 
 pub mod audit;
 pub mod checks;
-pub mod cli;
 pub mod cloudflare;
 pub mod compare;
 pub mod conform;
-pub mod demo;
-pub mod fixture;
 pub mod known_failures;
 pub mod model;
 pub mod plan;
@@ -18,6 +15,7 @@ pub mod progress;
 pub mod rebuild;
 pub mod report;
 pub mod target;
+pub mod testbench;
 pub mod verify;
 
 /// An error and its causes on one line, `: `-separated; for summaries and

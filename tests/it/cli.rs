@@ -1,14 +1,58 @@
-//! The binary: `list`, `conform` exit codes and errors, `demo`.
+//! The binary: `list`, `conform` exit codes and errors, `demo`; what the
+//! error printer writes for the common failures (insta snapshots); the
+//! library never prints.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
-use flareproof::fixture::FixtureOptions;
 use flareproof::plan::Plan;
 
-use crate::support::{faults, start};
+use crate::support::{FixtureInfo, FixtureOptions, faults, start};
 
 fn flareproof() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flareproof"))
+}
+
+/// The exit code and stderr of a run (and its stdout when `with_stdout`),
+/// with `dir` shown as `[tmp]`, ports as `[port]` and times as `[s]`.
+fn printed(out: &Output, dir: &Path, with_stdout: bool) -> String {
+    let mut text = format!("exit code: {:?}\n", out.status.code());
+    if with_stdout {
+        text.push_str("--- stdout\n");
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    text.push_str("--- stderr\n");
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let dir = dir.display().to_string();
+    text.replace(&dir, "[tmp]")
+}
+
+fn redacted() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:[port]");
+    settings.add_filter(r"in \d+\.\d s\b", "in [s] s");
+    settings
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A `[target]` on a closed port with every account, the passwords and
+/// service key named `FP_SNAPSHOT_*`.
+fn closed_target(port: u16) -> String {
+    let mut config = format!(
+        "[target]\nbase_url = \"http://127.0.0.1:{port}\"\norigin = \"https://app.a.test\"\n\
+         [data]\nservice_key_env = \"FP_SNAPSHOT_SERVICE_KEY\"\n"
+    );
+    for role in ["free", "free2", "pro", "admin"] {
+        config.push_str(&format!(
+            "[accounts.{role}]\nemail = \"{role}@a.test\"\npassword_env = \"FP_SNAPSHOT_PASSWORD\"\n"
+        ));
+    }
+    config
 }
 
 #[test]
@@ -32,7 +76,7 @@ fn list_prints_every_check_id_with_its_requirement_ids() {
     }
 }
 
-fn conform_command(info: &flareproof::fixture::FixtureInfo, dir: &std::path::Path) -> Command {
+fn conform_command(info: &FixtureInfo, dir: &std::path::Path) -> Command {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("flareproof.toml");
     std::fs::write(&config, crate::support::conform_config(info, "FP_TEST")).unwrap();
@@ -164,4 +208,268 @@ fn demo_exits_0_and_writes_a_schema_valid_report() {
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["command"], "demo");
+}
+
+#[test]
+fn printed_errors_for_a_missing_config_a_bad_key_and_a_missing_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let conform = |config: &Path| {
+        flareproof()
+            .arg("conform")
+            .arg("--config")
+            .arg(config)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .env_remove("FP_SNAPSHOT_PASSWORD")
+            .env("FP_SNAPSHOT_SERVICE_KEY", "k")
+            .output()
+            .unwrap()
+    };
+    let missing = conform(&dir.path().join("missing.toml"));
+    let bad_key = dir.path().join("bad-key.toml");
+    std::fs::write(
+        &bad_key,
+        "[target]\nbase_url = \"http://127.0.0.1:9\"\norigin = \"https://app.a.test\"\n\
+         base_uri = \"http://127.0.0.1:9\"\n",
+    )
+    .unwrap();
+    let bad_key = conform(&bad_key);
+    let no_secret = dir.path().join("no-secret.toml");
+    std::fs::write(&no_secret, closed_target(9)).unwrap();
+    let no_secret = conform(&no_secret);
+    redacted().bind(|| {
+        insta::assert_snapshot!("missing_config", printed(&missing, dir.path(), false));
+        insta::assert_snapshot!("bad_config_key", printed(&bad_key, dir.path(), false));
+        insta::assert_snapshot!("missing_secret", printed(&no_secret, dir.path(), false));
+    });
+    assert!(
+        !dir.path().join("out").exists(),
+        "no report when nothing ran"
+    );
+}
+
+#[test]
+fn printed_outcome_for_an_unreachable_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flareproof.toml");
+    std::fs::write(&config, closed_target(closed_port())).unwrap();
+    let out = flareproof()
+        .args(["conform", "--only", "cookie.secure", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("FP_SNAPSHOT_PASSWORD", "a password")
+        .env("FP_SNAPSHOT_SERVICE_KEY", "a service key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    redacted().bind(|| {
+        insta::assert_snapshot!("unreachable_target", printed(&out, dir.path(), true));
+    });
+}
+
+#[test]
+fn printed_error_for_a_refused_api_token() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(403).set_body_json(
+                flareproof::cloudflare::error_body(10000, "Authentication error"),
+            ))
+            .mount(&server)
+            .await;
+        server
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/worker.js"), "export default {};\n").unwrap();
+    let config = dir.path().join("flareproof.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[verify]
+source = "src"
+recipe = ["sh", "-c", "cp worker.js \"$1/\"", "sh", "{{out}}"]
+bisect = false
+script = "flarelink-auth"
+api_base = "{}/client/v4"
+api_token_env = "FP_SNAPSHOT_CF_TOKEN"
+account_id_env = "FP_SNAPSHOT_CF_ACCOUNT"
+"#,
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let out = flareproof()
+        .args(["verify", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .env("FP_SNAPSHOT_CF_TOKEN", "cf-refused-token-Hn4Qx")
+        .env("FP_SNAPSHOT_CF_ACCOUNT", "f1a2e3b4c5d6e7f8a9b0c1d2e3f4a5b6")
+        .output()
+        .unwrap();
+    let text = printed(&out, dir.path(), false);
+    assert!(!text.contains("cf-refused-token"), "{text}");
+    redacted().bind(|| {
+        insta::assert_snapshot!("refused_api_token", text);
+    });
+}
+
+#[test]
+fn list_prints_the_suite_a_config_or_a_suite_file_names() {
+    let default = flareproof().arg("list").output().unwrap();
+    assert!(default.status.success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let builtin = dir.path().join("builtin.toml");
+    std::fs::write(
+        &builtin,
+        "[target]\nbase_url = \"http://127.0.0.1:9\"\norigin = \"https://a.test\"\n\
+         [profile]\nsuite = \"flarelink-auth/v1\"\n",
+    )
+    .unwrap();
+    let listed = flareproof()
+        .args(["list", "--config"])
+        .arg(&builtin)
+        .output()
+        .unwrap();
+    assert_eq!(
+        listed.stdout, default.stdout,
+        "the config names the default"
+    );
+
+    // No secret is read to list a config's suite.
+    let with_accounts = dir.path().join("with-accounts.toml");
+    std::fs::write(
+        &with_accounts,
+        format!("{}[profile]\nsuite = \"acme-auth/v9\"\n", closed_target(9)),
+    )
+    .unwrap();
+    let unknown = flareproof()
+        .args(["list", "--config"])
+        .arg(&with_accounts)
+        .env_remove("FP_SNAPSHOT_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.starts_with("error: no built-in plan for profile `acme-auth/v9`")
+            && stderr.contains("hint:"),
+        "{stderr}"
+    );
+
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(
+        &suite,
+        r#"id = "acme-auth/v1"
+title = "Two checks"
+contract = "ACME.md"
+[params]
+revocation_trials = 1
+poll_interval_ms = 100
+observe_after_refusal_ms = 1000
+ratelimit_tolerance = 0
+admin_factor = 2
+[[check]]
+id = "cookie.secure"
+area = "cookie"
+title = "Secure"
+severity = "high"
+level = "must"
+requirements = ["acme:cookie"]
+help = "Set Secure."
+[[check]]
+id = "session.revoked-on-sign-out"
+area = "session"
+title = "Revoked"
+severity = "high"
+level = "must"
+requirements = ["acme:revocation", "acme:sign-out"]
+help = "Revoke."
+"#,
+    )
+    .unwrap();
+    let custom = flareproof()
+        .args(["list", "--suite"])
+        .arg(&suite)
+        .output()
+        .unwrap();
+    assert!(custom.status.success());
+    assert_eq!(
+        String::from_utf8(custom.stdout).unwrap(),
+        "cookie.secure                acme:cookie\n\
+         session.revoked-on-sign-out  acme:revocation, acme:sign-out\n"
+    );
+    let builtin_file = flareproof()
+        .args(["list", "--suite", "suites/flarelink-auth-v1.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(builtin_file.stdout, default.stdout);
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_library_never_prints_and_knows_nothing_of_the_command_line() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let library: Vec<_> = files
+        .iter()
+        .filter(|p| !p.starts_with(src.join("bin")))
+        .collect();
+    assert!(library.len() > 10, "{library:?}");
+    for path in library {
+        let text = std::fs::read_to_string(path).unwrap();
+        for word in [
+            "println!",
+            "eprintln!",
+            "print!(",
+            "eprint!(",
+            "dbg!(",
+            "clap",
+            "indicatif",
+        ] {
+            assert!(
+                !text.contains(word),
+                "{} contains `{word}`: the library returns data or emits events; \
+                 printing and the command line are the binary's (src/bin/)",
+                path.display()
+            );
+        }
+    }
+    // Nothing of the verification library uses its test bench.
+    for path in files.iter().filter(|p| {
+        !p.starts_with(src.join("bin"))
+            && !p.starts_with(src.join("testbench"))
+            && **p != src.join("lib.rs")
+    }) {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(
+            !text.contains("testbench"),
+            "{} uses the test bench",
+            path.display()
+        );
+    }
 }

@@ -5,12 +5,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use flareproof::checks::registry;
-use flareproof::fixture::FixtureOptions;
 use flareproof::model::Status;
 use flareproof::plan::Plan;
 use tokio::sync::Semaphore;
 
-use crate::support::{conform, ids_with, start};
+use crate::support::{FixtureOptions, conform, demo_options, ids_with, start};
 
 /// Every conform suite.
 const ALL: &[&str] = &["cookie.*", "scope.*", "session.*", "ratelimit.*"];
@@ -20,7 +19,7 @@ const ALL: &[&str] = &["cookie.*", "scope.*", "session.*", "ratelimit.*"];
 fn two_edges(list: &[&str]) -> FixtureOptions {
     FixtureOptions {
         faults: list.iter().map(|s| s.to_string()).collect(),
-        ..flareproof::demo::options()
+        ..demo_options()
     }
 }
 

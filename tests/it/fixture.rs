@@ -1,13 +1,12 @@
 //! The reference Worker really runs: sign-up, sign-in, cookie flags, `/api/me`,
 //! sign-out revocation, fault switches, and a clean stop.
 
-use flareproof::fixture::{Fixture, FixtureOptions};
 use flareproof::probe::{Jar, Req, SetCookie};
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::support::{ctx, faults, start};
+use crate::support::{Fixture, FixtureOptions, ctx, events, faults, start};
 
 fn session_cookie(set: &[SetCookie]) -> &SetCookie {
     set.iter()
@@ -171,7 +170,7 @@ async fn a_fault_switch_changes_exactly_the_behaviour_it_names() {
 
 #[test]
 fn an_unknown_fault_stops_the_launcher_with_a_message() {
-    let err = Fixture::start(&faults(&["cookie.no-such-thing"])).unwrap_err();
+    let err = Fixture::start(&faults(&["cookie.no-such-thing"]), &events()).unwrap_err();
     let message = flareproof::error_chain(&err);
     assert!(message.contains("cookie.no-such-thing"), "{message}");
 }

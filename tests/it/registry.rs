@@ -7,8 +7,8 @@ use flareproof::plan::Plan;
 
 #[test]
 fn the_launcher_knows_exactly_the_suites_worker_and_build_faults() {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    flareproof::fixture::ensure_installed(&fixtures, &|_| {}).expect("fixture deps install");
+    let fixtures = crate::support::fixtures_dir();
+    crate::support::ensure_installed(&fixtures, &|_| {}).expect("fixture deps install");
     let out = std::process::Command::new("node")
         .args(["launch.mjs", "--faults"])
         .current_dir(&fixtures)

@@ -417,9 +417,11 @@ fn sample() {
 /// which passes.
 #[test]
 fn audit_writes_one_report_and_an_audit_attestation() {
+    use crate::support::{
+        FixtureOptions, REFERENCE_ACCOUNT, ensure_installed, fixtures_dir, reference_scenario,
+        reference_verify_target,
+    };
     use flareproof::cloudflare::standin::StandIn;
-    use flareproof::demo::{REFERENCE_ACCOUNT, reference_scenario, reference_verify_target};
-    use flareproof::fixture::{FixtureOptions, ensure_installed, fixtures_dir};
     use flareproof::model::Secret;
     use flareproof::rebuild::{Variation, run_recipe};
 

@@ -1,14 +1,23 @@
 //! Shared test support: starting the reference Worker and building targets.
+//! Tests take the test bench from here, never from `flareproof::testbench`
+//! directly.
 
 use std::sync::{Arc, Condvar, Mutex};
 
 use flareproof::checks::Ctx;
 use flareproof::conform::{Conform, Selection};
-use flareproof::fixture::{Fixture, FixtureOptions};
 use flareproof::model::{Report, Status};
 use flareproof::plan::Plan;
 use flareproof::probe::{Probe, Redactor};
 use flareproof::target::Target;
+use flareproof::testbench::Events;
+
+pub use flareproof::testbench::demo::{
+    REFERENCE_ACCOUNT, options as demo_options, reference_scenario, reference_verify_target,
+};
+pub use flareproof::testbench::fixture::{
+    Fixture, FixtureInfo, FixtureOptions, ensure_installed, fixtures_dir,
+};
 
 /// Reference Workers alive at once across the whole test binary: each is a
 /// workerd plus scrypt sign-ins, and the machine has 2 cores.
@@ -45,7 +54,7 @@ pub fn start(options: FixtureOptions) -> Running {
     }
     *live += 1;
     drop(live);
-    match Fixture::start(&options) {
+    match Fixture::start(&options, &events()) {
         Ok(fixture) => Running { fixture },
         Err(e) => {
             *count.lock().unwrap() -= 1;
@@ -53,6 +62,17 @@ pub fn start(options: FixtureOptions) -> Running {
             panic!("fixture did not start: {}", flareproof::error_chain(&e))
         }
     }
+}
+
+/// The test bench's events on stderr (the test harness captures it); the
+/// launcher's lines only with `FLAREPROOF_FIXTURE_LOG` set.
+pub fn events() -> Events {
+    let chatter = std::env::var_os("FLAREPROOF_FIXTURE_LOG").is_some();
+    Events::new(move |event| {
+        if chatter || !event.is_chatter() {
+            eprintln!("{event}");
+        }
+    })
 }
 
 pub fn faults(list: &[&str]) -> FixtureOptions {
@@ -63,7 +83,7 @@ pub fn faults(list: &[&str]) -> FixtureOptions {
 }
 
 pub fn target(fixture: &Fixture) -> Target {
-    flareproof::demo::target_for(fixture.info(), 604_800).expect("fixture target")
+    flareproof::testbench::demo::target_for(fixture.info(), 604_800).expect("fixture target")
 }
 
 pub fn ctx(fixture: &Fixture) -> Ctx {
@@ -100,7 +120,7 @@ pub fn ids_with(report: &Report, status: Status) -> Vec<String> {
 /// The `[target]`, `[data]` and `[accounts.*]` sections for a running
 /// reference Worker; secrets are named `{prefix}_SERVICE_KEY` and
 /// `{prefix}_<ROLE>_PASSWORD` (see [`conform_env`]).
-pub fn conform_config(info: &flareproof::fixture::FixtureInfo, prefix: &str) -> String {
+pub fn conform_config(info: &FixtureInfo, prefix: &str) -> String {
     let mut config = format!(
         "[target]\nbase_url = \"{}\"\norigin = \"{}\"\n[data]\nservice_key_env = \"{prefix}_SERVICE_KEY\"\n",
         info.url, info.origin
@@ -116,11 +136,7 @@ pub fn conform_config(info: &flareproof::fixture::FixtureInfo, prefix: &str) -> 
 }
 
 /// The secrets [`conform_config`] names, set on a command.
-pub fn conform_env(
-    cmd: &mut std::process::Command,
-    info: &flareproof::fixture::FixtureInfo,
-    prefix: &str,
-) {
+pub fn conform_env(cmd: &mut std::process::Command, info: &FixtureInfo, prefix: &str) {
     cmd.env(format!("{prefix}_SERVICE_KEY"), info.service_key.expose());
     for (role, account) in &info.accounts {
         cmd.env(

@@ -15,14 +15,16 @@ use flareproof::cloudflare::{
     multipart,
 };
 use flareproof::compare::{Bundle, DeployedBinding, Module, compare_modules, first_difference};
-use flareproof::demo::{REFERENCE_ACCOUNT, reference_scenario, reference_verify_target};
-use flareproof::fixture::{ensure_installed, fixtures_dir};
 use flareproof::model::{CheckResult, Evidence, Report, Secret, Status};
 use flareproof::plan::Plan;
 use flareproof::rebuild::{Rebuild, Variation, rebuild, run_recipe};
 use proptest::prelude::*;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::{
+    REFERENCE_ACCOUNT, ensure_installed, fixtures_dir, reference_scenario, reference_verify_target,
+};
 
 const TOKEN: &str = "cf-test-token-Zk93hQ2mVx7LpR4sT8wY";
 const TOKEN_ENV: &str = "FP_TEST_CF_TOKEN";

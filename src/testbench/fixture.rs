@@ -1,6 +1,7 @@
 //! The reference auth Worker (`fixtures/`): installs its npm dependencies
 //! once, starts it under Miniflare through the Node launcher, and stops the
-//! whole process group when dropped, so workerd is never orphaned.
+//! whole process group when dropped, so workerd is never orphaned. What it
+//! has to say on the way goes to the caller's [`Events`], never to stderr.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -14,13 +15,14 @@ use nix::unistd::Pid;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::{Event, Events};
 use crate::model::Secret;
 
 /// How long the launcher may take from spawn to its JSON line.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a clean shutdown may take before the group is killed.
 const STOP_GRACE: Duration = Duration::from_secs(8);
-/// Lines of the launcher's stderr kept for error messages.
+/// Lines of the launcher's stderr (or npm's output) kept for errors.
 const STDERR_TAIL: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +33,13 @@ pub enum FixtureError {
         #[source]
         source: std::io::Error,
     },
+    /// `output`: the last lines npm printed ([`FixtureError::output`]).
     #[error("install the fixture's npm dependencies: `npm ci` in `{dir}` exited with {status}")]
-    Install { dir: String, status: String },
+    Install {
+        dir: String,
+        status: String,
+        output: String,
+    },
     #[error("lock `{path}` while installing the fixture's dependencies")]
     Lock {
         path: String,
@@ -46,10 +53,34 @@ pub enum FixtureError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "start the reference Worker: {problem}\n--- launcher stderr (last lines) ---\n{stderr}"
-    )]
+    /// `stderr`: the launcher's last lines ([`FixtureError::output`]).
+    #[error("start the reference Worker: {problem}")]
     Start { problem: String, stderr: String },
+}
+
+impl FixtureError {
+    /// What the failed process printed last (npm's output, the launcher's
+    /// stderr) with a label for it: evidence to show below the error, not
+    /// part of its one-line message.
+    pub fn output(&self) -> Option<(&'static str, &str)> {
+        let (label, text) = match self {
+            FixtureError::Install { output, .. } => ("npm output (last lines)", output),
+            FixtureError::Start { stderr, .. } => ("launcher stderr (last lines)", stderr),
+            _ => return None,
+        };
+        (!text.trim().is_empty()).then_some((label, text.as_str()))
+    }
+}
+
+/// Why the launcher gave up, in its own words: its last `error: …` line.
+fn launcher_reason(stderr: &[String]) -> Option<&str> {
+    stderr.iter().rev().find_map(|l| l.strip_prefix("error: "))
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// How to start the reference Worker.
@@ -190,7 +221,9 @@ pub fn fixtures_dir() -> PathBuf {
 /// Installs the fixture's npm dependencies unless the installed set matches
 /// `package-lock.json`. Safe when several processes call it at once: the
 /// first installs under an exclusive file lock, the others wait and reuse.
-pub fn ensure_installed(dir: &Path, progress: &dyn Fn(&str)) -> Result<(), FixtureError> {
+/// npm's output is kept for the error, should it fail; `events` hears when an
+/// install starts and ends.
+pub fn ensure_installed(dir: &Path, events: &dyn Fn(&Event)) -> Result<(), FixtureError> {
     let io = |what: &str| {
         let dir = dir.display().to_string();
         let what = what.to_owned();
@@ -221,44 +254,39 @@ pub fn ensure_installed(dir: &Path, progress: &dyn Fn(&str)) -> Result<(), Fixtu
     if installed() {
         return Ok(());
     }
-    progress(&format!(
-        "installing the reference Worker's npm dependencies (npm ci in {})…",
-        dir.display()
-    ));
+    events(&Event::Installing {
+        dir: dir.to_path_buf(),
+    });
     let started = Instant::now();
-    let status = Command::new("npm")
+    let output = Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(dir)
-        // Keep our stdout for data: npm's chatter goes to stderr.
-        .stdout(Stdio::from(
-            std::io::stderr()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(io("duplicate stderr"))?,
-        ))
-        .stderr(Stdio::inherit())
         .stdin(Stdio::null())
-        .status()
+        .output()
         .map_err(|source| FixtureError::Spawn {
             program: "npm".to_owned(),
             source,
         })?;
-    if !status.success() {
+    if !output.status.success() {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
         return Err(FixtureError::Install {
             dir: dir.display().to_string(),
-            status: status.to_string(),
+            status: output.status.to_string(),
+            output: tail(&text, STDERR_TAIL),
         });
     }
     fs_err::write(&stamp, &want).map_err(io("write the install stamp"))?;
-    progress(&format!(
-        "installed in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
+    events(&Event::Installed {
+        elapsed: started.elapsed(),
+    });
     drop(lock);
     Ok(())
 }
 
-use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 
 /// A running reference Worker. Dropping it stops the launcher and everything
@@ -281,14 +309,21 @@ impl std::fmt::Debug for Fixture {
 }
 
 impl Fixture {
-    /// Installs what is missing, then starts the reference Worker.
-    pub fn start(options: &FixtureOptions) -> Result<Fixture, FixtureError> {
+    /// Installs what is missing, then starts the reference Worker in
+    /// [`fixtures_dir`]. `events` hears of the install and of every line
+    /// the launcher writes to stderr, for as long as it runs.
+    pub fn start(options: &FixtureOptions, events: &Events) -> Result<Fixture, FixtureError> {
         let dir = fixtures_dir();
-        ensure_installed(&dir, &|line| eprintln!("{line}"))?;
-        Self::start_in(&dir, options)
+        ensure_installed(&dir, &|e| events.emit(e))?;
+        Self::start_in(&dir, options, events)
     }
 
-    pub fn start_in(dir: &Path, options: &FixtureOptions) -> Result<Fixture, FixtureError> {
+    /// Starts the reference Worker in `dir`, whose dependencies are installed.
+    pub fn start_in(
+        dir: &Path,
+        options: &FixtureOptions,
+        events: &Events,
+    ) -> Result<Fixture, FixtureError> {
         let started = Instant::now();
         let mut child = Command::new("node")
             .arg("launch.mjs")
@@ -307,14 +342,12 @@ impl Fixture {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr_pipe = child.stderr.take().expect("stderr is piped");
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        let echo = std::env::var_os("FLAREPROOF_FIXTURE_LOG").is_some();
         {
             let stderr = stderr.clone();
+            let events = events.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
-                    if echo {
-                        eprintln!("[fixture] {line}");
-                    }
+                    events.emit(&Event::Launcher(line.clone()));
                     let mut tail = stderr.lock().expect("stderr tail poisoned");
                     tail.push(line);
                     let excess = tail.len().saturating_sub(STDERR_TAIL);
@@ -372,12 +405,20 @@ impl Fixture {
         Ok(fixture)
     }
 
+    /// The launcher stopped short of ready: the problem, with the
+    /// launcher's own last `error:` line when it wrote one, and its stderr
+    /// as evidence.
     fn start_error(&mut self, problem: &str) -> FixtureError {
         self.stop();
         std::thread::sleep(Duration::from_millis(50));
+        let stderr = self.stderr.lock().expect("stderr tail poisoned").clone();
+        let problem = match launcher_reason(&stderr) {
+            Some(reason) => format!("{problem}: {reason}"),
+            None => problem.to_owned(),
+        };
         FixtureError::Start {
-            problem: problem.to_owned(),
-            stderr: self.stderr.lock().expect("stderr tail poisoned").join("\n"),
+            problem,
+            stderr: stderr.join("\n"),
         }
     }
 
@@ -447,5 +488,40 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_error_names_the_launchers_reason_and_keeps_its_stderr_apart() {
+        let stderr = [
+            "launch: starting",
+            "error: invalid launcher configuration: FAULTS: unknown fault `x`",
+            "launch: stopping (configuration error)",
+        ]
+        .map(str::to_owned);
+        assert_eq!(
+            launcher_reason(&stderr),
+            Some("invalid launcher configuration: FAULTS: unknown fault `x`")
+        );
+        assert_eq!(launcher_reason(&stderr[..1]), None);
+        let err = FixtureError::Start {
+            problem: "the launcher exited before it was ready".to_owned(),
+            stderr: stderr.join("\n"),
+        };
+        assert!(!err.to_string().contains('\n'));
+        assert_eq!(
+            err.output(),
+            Some(("launcher stderr (last lines)", stderr.join("\n").as_str()))
+        );
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
     }
 }

@@ -1,17 +1,19 @@
 //! `demo`: the whole job against the reference Worker on this machine, with
-//! short windows so it takes seconds.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! short windows so it takes seconds; and the reference Worker's targets
+//! (conform and verify), which the tests and benchmarks share.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Events;
+use super::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
 
 use crate::cloudflare::standin::StandIn;
 use crate::cloudflare::{ApiError, Credentials, RetryPolicy, Scenario};
 use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding};
 use crate::conform::{Conform, ConformError, Selection};
-use crate::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
 use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
 use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
@@ -36,7 +38,7 @@ pub enum DemoError {
         #[source]
         source: url::ParseError,
     },
-    #[error("the fixture task stopped unexpectedly")]
+    #[error("wait for the reference Worker's task")]
     Join(#[source] tokio::task::JoinError),
     #[error("build the reference Worker to deploy on the stand-in")]
     Deploy(#[source] RebuildError),
@@ -229,22 +231,24 @@ pub struct DemoRun {
 }
 
 /// Starts the reference Worker, runs everything flareproof can do against
-/// it, stops it, and returns the report.
-pub async fn run() -> Result<DemoRun, DemoError> {
+/// it, stops it, and returns the report. `events` hears of the npm install
+/// and the launcher's lines.
+pub async fn run(events: Events) -> Result<DemoRun, DemoError> {
     let started_at = crate::now_rfc3339();
     let started = std::time::Instant::now();
-    let dir = crate::fixture::fixtures_dir();
+    let dir = super::fixture::fixtures_dir();
     {
         let dir = dir.clone();
+        let events = events.clone();
         tokio::task::spawn_blocking(move || {
-            crate::fixture::ensure_installed(&dir, &|line| eprintln!("{line}"))
+            super::fixture::ensure_installed(&dir, &|e| events.emit(e))
         })
         .await
         .map_err(DemoError::Join)??;
     }
     let plan = Arc::new(Plan::builtin("flarelink-auth/v1")?);
     let conforming = async {
-        let fixture = tokio::task::spawn_blocking(|| Fixture::start(&options()))
+        let fixture = tokio::task::spawn_blocking(move || Fixture::start(&options(), &events))
             .await
             .map_err(DemoError::Join)??;
         let target = Arc::new(target_for(fixture.info(), 604_800)?);

@@ -1,0 +1,210 @@
+//! Command-line definitions. Each command takes the options it honours and
+//! no others: `list` writes no report, `demo` reads no config.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+
+use flareproof::report::Format;
+
+/// Verify that a deployed Cloudflare auth Worker is the published one, and
+/// that it keeps its contract.
+#[derive(Debug, Parser)]
+#[command(name = "flareproof", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rebuild the Worker and compare it with the deployed bundle.
+    Verify(VerifyArgs),
+    /// Run the black-box suites against the live Worker.
+    Conform(ConformArgs),
+    /// Verify and conform in one run: one report and an attestation.json
+    /// (in-toto) over the verified modules, the suite and every check.
+    Audit(AuditArgs),
+    /// List every check id with its requirement ids.
+    List(ListArgs),
+    /// Run everything against the reference Worker on this machine; writes
+    /// every format.
+    ///
+    /// It reads no config: its target is the reference Worker it starts
+    /// (Node.js 20 and npm on PATH, from the repository root).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConformArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// List the suite the config's `[profile] suite` names (default: the
+    /// built-in `flarelink-auth/v1`).
+    #[arg(long, value_name = "FILE", conflicts_with = "suite")]
+    pub config: Option<PathBuf>,
+    /// List the plan in this suite file (a TOML plan like
+    /// `suites/flarelink-auth-v1.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub suite: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where reports are written: the demo writes into `DIR/demo`.
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The target config, for the commands that read one.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// The target config.
+    #[arg(long, default_value = "flareproof.toml", value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Where a checking command's report goes, and in which formats.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Where reports are written (`-` prints the first format to stdout).
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Report formats to write (repeatable); `json` is always written.
+    #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
+    pub format: Vec<Format>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What every command that runs checks takes.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Print only the verdict line (and no progress bars).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Checks the target is known to fail: a TOML file of
+    /// `"check id glob" = "reason"` lines. A listed failure is reported as
+    /// `skip` with its reason; a listed check that passes is a `fail`.
+    #[arg(long, value_name = "FILE")]
+    pub known_failures: Option<PathBuf>,
+}
+
+/// How `verify` reaches the Cloudflare API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The environment variable holding the Cloudflare API token
+    /// (overrides the config's `api_token_env`).
+    #[arg(long, value_name = "VAR")]
+    pub api_token_env: Option<String>,
+    /// The environment variable holding the Cloudflare account id
+    /// (overrides the config's `account_id_env`).
+    #[arg(long, value_name = "VAR")]
+    pub account_id_env: Option<String>,
+    /// The Cloudflare API base URL (overrides the config's `api_base`).
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<url::Url>,
+    /// The longest `Retry-After` to honour on HTTP 429, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub max_retry_wait: u64,
+}
+
+/// Which conform checks run.
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Run only check ids matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// Skip check ids matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub skip: Vec<String>,
+}
+
+/// `--format`: the names of [`Format::ALL`], each with what it is for.
+fn format_parser() -> impl TypedValueParser<Value = Format> {
+    PossibleValuesParser::new(
+        Format::ALL.map(|format| PossibleValue::new(format.name()).help(format.about())),
+    )
+    .map(|name| {
+        name.parse::<Format>()
+            .expect("clap passes only the names of Format::ALL")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn format_takes_every_name_and_repeats() {
+        let cli = Cli::try_parse_from([
+            "flareproof",
+            "conform",
+            "--format",
+            "sarif",
+            "--format=html",
+        ])
+        .unwrap();
+        let Command::Conform(args) = cli.command else {
+            panic!("parsed {cli:?}")
+        };
+        assert_eq!(args.report.format, [Format::Sarif, Format::Html]);
+        for format in Format::ALL {
+            assert!(
+                Cli::try_parse_from(["flareproof", "verify", "--format", format.name()]).is_ok()
+            );
+        }
+        assert!(Cli::try_parse_from(["flareproof", "verify", "--format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn demo_takes_no_config_and_list_no_report_options() {
+        assert!(Cli::try_parse_from(["flareproof", "demo", "--config", "x.toml"]).is_err());
+        assert!(Cli::try_parse_from(["flareproof", "demo", "--format", "html"]).is_err());
+        assert!(Cli::try_parse_from(["flareproof", "list", "--out", "-"]).is_err());
+        assert!(
+            Cli::try_parse_from(["flareproof", "list", "--config", "a", "--suite", "b"]).is_err(),
+            "--config and --suite name the plan two ways"
+        );
+        assert!(Cli::try_parse_from(["flareproof", "demo", "--out", "o", "-q"]).is_ok());
+    }
+}

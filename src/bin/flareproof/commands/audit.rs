@@ -1,0 +1,61 @@
+//! `audit`: verify and conform in one run, one report, an audit attestation.
+
+use std::sync::Arc;
+
+use flareproof::audit::Audit;
+use flareproof::plan::Plan;
+use flareproof::report::attestation;
+
+use crate::bars::progress;
+use crate::cli::AuditArgs;
+use crate::error::{ExpectedError, eprint_error};
+use crate::summary::Finish;
+
+pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
+    let report_args = &args.report;
+    let quiet = report_args.run.quiet;
+    let known = super::known_failures(&report_args.run)?;
+    let config = &args.config.config;
+    let mut target = super::load_target(config)?;
+    let Some(verify) = target.verify.as_mut() else {
+        return Err(ExpectedError::NoVerifySection(config.display().to_string()));
+    };
+    super::apply_api_args(verify, &args.api);
+    let credentials = super::credentials(config, verify)?;
+    let token_env = verify.api_token_env.clone();
+    let plan = Arc::new(Plan::builtin(&target.profile.suite)?);
+    if !quiet {
+        eprintln!(
+            "auditing `{}`: rebuilding script `{}` and running the {} suite…",
+            target.base_url, verify.script, plan.id
+        );
+    }
+    let audit = Audit {
+        target: Arc::new(target),
+        plan: plan.clone(),
+        credentials,
+        retry: super::retry(&args.api),
+        selection: super::selection(&plan, &args.select)?,
+        progress: progress(quiet),
+    };
+    let run = audit.run().await.map_err(ExpectedError::Audit)?;
+    let finish = Finish {
+        dir: &report_args.out,
+        formats: &report_args.format,
+        known: known.as_ref(),
+        config: Some(config),
+        quiet,
+    };
+    let (code, report) = finish.report(run.report)?;
+    let statement = attestation::audit_statement(
+        &report,
+        &plan,
+        Some(&run.verify_attestation),
+        known.as_ref().map(|k| k.entries()).unwrap_or_default(),
+    );
+    finish.attestation(&attestation::render(&statement))?;
+    if let Some(error) = &run.api_error {
+        eprint_error(error.as_ref(), &[], Some(&error.hint(&token_env)));
+    }
+    Ok(code)
+}

@@ -1,0 +1,43 @@
+//! `list`: every check id of a plan with its requirement ids, on stdout.
+
+use std::path::Path;
+
+use flareproof::plan::Plan;
+use flareproof::target::{ProfileSection, TargetConfig, load_verify};
+
+use crate::cli::ListArgs;
+use crate::error::ExpectedError;
+
+pub fn run(args: &ListArgs) -> Result<u8, ExpectedError> {
+    let plan = match (&args.suite, &args.config) {
+        (Some(suite), _) => Plan::from_file(suite)?,
+        (None, Some(config)) => Plan::builtin(&suite_of(config)?)?,
+        (None, None) => Plan::builtin(&ProfileSection::default().suite)?,
+    };
+    let width = plan
+        .checks
+        .iter()
+        .map(|c| c.id.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for check in &plan.checks {
+        println!(
+            "{:width$}  {}",
+            check.id.as_str(),
+            check.requirements.join(", ")
+        );
+    }
+    Ok(0)
+}
+
+/// The suite a config's `[profile]` names: a whole config, or one with
+/// only `[verify]` (and `[profile]`). No secret is read.
+fn suite_of(config: &Path) -> Result<String, ExpectedError> {
+    match TargetConfig::load(config) {
+        Ok(file) => Ok(file.profile.suite),
+        Err(error) => match load_verify(config) {
+            Ok((profile, _)) => Ok(profile.suite),
+            Err(_) => Err(ExpectedError::Config(error)),
+        },
+    }
+}

@@ -1,0 +1,94 @@
+//! One module per command; here, what several of them share: loading the
+//! known failures, the config and its secrets, the check selection.
+
+mod audit;
+mod conform;
+mod demo;
+mod list;
+mod verify;
+
+use std::path::Path;
+use std::time::Duration;
+
+use flareproof::cloudflare::{Credentials, RetryPolicy};
+use flareproof::conform::Selection;
+use flareproof::known_failures::KnownFailures;
+use flareproof::plan::Plan;
+use flareproof::target::{Target, TargetConfig, VerifyTarget};
+
+use crate::cli::{ApiArgs, Command, RunArgs, SelectArgs};
+use crate::error::ExpectedError;
+
+/// Runs a command; returns its exit code.
+pub fn run(command: Command) -> Result<u8, ExpectedError> {
+    match command {
+        Command::List(args) => list::run(&args),
+        Command::Verify(args) => runtime()?.block_on(verify::run(&args)),
+        Command::Conform(args) => runtime()?.block_on(conform::run(&args)),
+        Command::Audit(args) => runtime()?.block_on(audit::run(&args)),
+        Command::Demo(args) => runtime()?.block_on(demo::run(&args)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExpectedError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ExpectedError::Runtime)
+}
+
+/// Loads `--known-failures` before anything runs, so a malformed file
+/// costs nothing.
+fn known_failures(run: &RunArgs) -> Result<Option<KnownFailures>, ExpectedError> {
+    match &run.known_failures {
+        Some(path) => Ok(Some(KnownFailures::load(path)?)),
+        None => Ok(None),
+    }
+}
+
+/// The target config with its secrets read from the environment.
+fn load_target(config: &Path) -> Result<Target, ExpectedError> {
+    let file = TargetConfig::load(config).map_err(ExpectedError::Config)?;
+    file.resolve(&config.display().to_string(), |var| std::env::var(var).ok())
+        .map_err(ExpectedError::Config)
+}
+
+/// The `--only`/`--skip` selection; one that matches no check of the plan
+/// would make a run that checks nothing and passes, so it is refused.
+fn selection(plan: &Plan, select: &SelectArgs) -> Result<Selection, ExpectedError> {
+    let selection = Selection::new(&select.only, &select.skip).map_err(ExpectedError::Selection)?;
+    if !plan
+        .checks
+        .iter()
+        .any(|c| selection.includes(c.id.as_str()))
+    {
+        return Err(ExpectedError::EmptySelection);
+    }
+    Ok(selection)
+}
+
+/// The `[verify]` overrides given on the command line.
+fn apply_api_args(target: &mut VerifyTarget, api: &ApiArgs) {
+    if let Some(var) = &api.api_token_env {
+        target.api_token_env = var.clone();
+    }
+    if let Some(var) = &api.account_id_env {
+        target.account_id_env = var.clone();
+    }
+    if let Some(url) = &api.api_base {
+        target.api_base = url.clone();
+    }
+}
+
+fn credentials(config: &Path, target: &VerifyTarget) -> Result<Credentials, ExpectedError> {
+    target
+        .credentials(&config.display().to_string(), |var| std::env::var(var).ok())
+        .map_err(ExpectedError::Credentials)
+}
+
+fn retry(api: &ApiArgs) -> RetryPolicy {
+    RetryPolicy {
+        retry_after_cap: Duration::from_secs(api.max_retry_wait),
+        ..RetryPolicy::default()
+    }
+}

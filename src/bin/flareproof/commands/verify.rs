@@ -1,0 +1,59 @@
+//! `verify`: rebuild the Worker, read the deployed one, compare, attest.
+
+use std::sync::Arc;
+
+use flareproof::plan::Plan;
+use flareproof::report::attestation;
+use flareproof::target::load_verify;
+use flareproof::verify::Verify;
+
+use crate::bars::progress;
+use crate::cli::VerifyArgs;
+use crate::error::{ExpectedError, eprint_error};
+use crate::summary::Finish;
+
+pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
+    let report_args = &args.report;
+    let quiet = report_args.run.quiet;
+    let known = super::known_failures(&report_args.run)?;
+    let config = &args.config.config;
+    let (profile, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
+    super::apply_api_args(&mut target, &args.api);
+    let credentials = super::credentials(config, &target)?;
+    let plan = Plan::builtin(&profile.suite)?;
+    if !quiet {
+        eprintln!(
+            "rebuilding `{}` twice and reading script `{}` from {}…",
+            target.recipe.source.display(),
+            target.script,
+            target.api_base
+        );
+    }
+    let token_env = target.api_token_env.clone();
+    let verify = Verify {
+        target,
+        plan: Arc::new(plan),
+        credentials,
+        retry: super::retry(&args.api),
+    };
+    let progress = progress(quiet);
+    progress.suite_started("verify", 5);
+    let run = verify.run().await.map_err(ExpectedError::Verify)?;
+    for check in &run.report.checks {
+        progress.check_finished("verify", check);
+    }
+    progress.suite_finished("verify");
+    let finish = Finish {
+        dir: &report_args.out,
+        formats: &report_args.format,
+        known: known.as_ref(),
+        config: Some(config),
+        quiet,
+    };
+    let (code, _) = finish.report(run.report)?;
+    finish.attestation(&attestation::render(&run.attestation))?;
+    if let Some(error) = &run.api_error {
+        eprint_error(error.as_ref(), &[], Some(&error.hint(&token_env)));
+    }
+    Ok(code)
+}

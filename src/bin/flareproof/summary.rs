@@ -1,0 +1,179 @@
+//! The end of a checking command: write what [`report::outputs`] says to
+//! write, print the terminal summary, return the exit code.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use flareproof::known_failures::KnownFailures;
+use flareproof::model::{Report, Status};
+use flareproof::report::{self, Dest, Format};
+
+use crate::error::ExpectedError;
+
+/// How a run's report is written.
+pub struct Finish<'a> {
+    /// The output folder, or `-` for stdout.
+    pub dir: &'a Path,
+    pub formats: &'a [Format],
+    pub known: Option<&'a KnownFailures>,
+    /// The config the run read, for SARIF results' location.
+    pub config: Option<&'a Path>,
+    pub quiet: bool,
+}
+
+impl Finish<'_> {
+    /// Applies the known failures, writes the report (files, or the first
+    /// format to stdout), prints the summary (to stdout, or to stderr when
+    /// the report went there) and what was written, and returns the exit
+    /// code of the verdict with the final report.
+    pub fn report(&self, report: Report) -> Result<(u8, Report), ExpectedError> {
+        let report = match self.known {
+            Some(known) => known.apply(report),
+            None => report,
+        };
+        let outputs = report::outputs(
+            self.dir,
+            self.formats,
+            &report,
+            sarif_artifact(self.config).as_deref(),
+        );
+        let mut to_stdout = false;
+        let mut written = Vec::new();
+        for output in outputs {
+            match output.dest {
+                Dest::Stdout => {
+                    to_stdout = true;
+                    std::io::stdout().write_all(&output.bytes)?;
+                }
+                Dest::File(path) => {
+                    if let Some(dir) = path.parent() {
+                        fs_err::create_dir_all(dir)?;
+                    }
+                    fs_err::write(&path, &output.bytes)?;
+                    written.push(path);
+                }
+            }
+        }
+        for line in lines(&report, self.quiet) {
+            if to_stdout {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+        for path in written {
+            eprintln!("wrote {}", path.display());
+        }
+        Ok((report.verdict.exit_code(), report))
+    }
+
+    /// Writes the attestation beside the report (not with `--out -`).
+    pub fn attestation(&self, bytes: &[u8]) -> Result<(), ExpectedError> {
+        if let Some(path) = report::attestation_path(self.dir) {
+            fs_err::write(&path, bytes)?;
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// SARIF results point at the config when it is a file relative to where
+/// the run started (the repository root in CI).
+fn sarif_artifact(config: Option<&Path>) -> Option<String> {
+    let config = config.filter(|c| c.is_relative() && c.exists())?;
+    let path = config.display().to_string();
+    Some(path.trim_start_matches("./").to_owned())
+}
+
+/// A line per check that did not pass (every check unless `quiet`), then
+/// the verdict line.
+pub fn lines(report: &Report, quiet: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !quiet {
+        for check in &report.checks {
+            let status = check.status.as_str().to_uppercase();
+            lines.push(match check.status {
+                Status::Pass => format!("{status:>5} {}", check.id),
+                _ => format!("{status:>5} {}: {}", check.id, check.summary),
+            });
+        }
+    }
+    let c = report.counts;
+    lines.push(format!(
+        "verdict: {} ({} passed, {} failed, {} warned, {} errors, {} skipped) in {:.1} s",
+        report.verdict.as_str(),
+        c.pass,
+        c.fail,
+        c.warn,
+        c.error,
+        c.skip,
+        report.duration_ms as f64 / 1000.0
+    ));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flareproof::model::{CheckId, CheckResult, Subject};
+
+    fn check(id: &str, status: Status, summary: &str) -> CheckResult {
+        CheckResult {
+            id: CheckId::new(id).unwrap(),
+            title: String::new(),
+            status,
+            summary: summary.to_owned(),
+            severity: None,
+            level: None,
+            help: String::new(),
+            requirements: vec![],
+            evidence: vec![],
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_summary_has_a_line_per_check_then_the_verdict() {
+        let report = Report::new(
+            "conform",
+            "flarelink-auth/v1",
+            Subject {
+                base_url: None,
+                vantages: vec![],
+                script: None,
+            },
+            "2025-01-01T00:00:00Z".to_owned(),
+            1300,
+            vec![
+                check("cookie.secure", Status::Pass, "fine"),
+                check("cookie.samesite", Status::Fail, "SameSite=None"),
+            ],
+        );
+        assert_eq!(
+            lines(&report, false),
+            [
+                " PASS cookie.secure",
+                " FAIL cookie.samesite: SameSite=None",
+                "verdict: fail (1 passed, 1 failed, 0 warned, 0 errors, 0 skipped) in 1.3 s",
+            ]
+        );
+        assert_eq!(lines(&report, true).len(), 1);
+    }
+
+    #[test]
+    fn sarif_points_at_an_existing_relative_config_only() {
+        assert_eq!(sarif_artifact(None), None);
+        assert_eq!(
+            sarif_artifact(Some(Path::new("/abs/flareproof.toml"))),
+            None
+        );
+        assert_eq!(
+            sarif_artifact(Some(Path::new("./no-such-config.toml"))),
+            None
+        );
+        assert_eq!(
+            sarif_artifact(Some(Path::new("./Cargo.toml"))).as_deref(),
+            Some("Cargo.toml")
+        );
+    }
+}
