@@ -66,7 +66,11 @@ impl From<ProbeError> for Unobservable {
 /// RFC 6265bis matches them).
 pub fn unprefixed(name: &str) -> &str {
     for prefix in ["__host-", "__secure-"] {
-        if name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        // `get` is `None` where the prefix's length is not a character
+        // boundary of the name (a multi-byte character right after `__host`).
+        if let Some(head) = name.get(..prefix.len())
+            && head.eq_ignore_ascii_case(prefix)
+        {
             return &name[prefix.len()..];
         }
     }
@@ -243,4 +247,23 @@ pub fn random_u64() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unprefixed;
+
+    #[test]
+    fn prefixes_are_stripped_case_insensitively_and_never_split_a_character() {
+        assert_eq!(unprefixed("__Host-s"), "s");
+        assert_eq!(
+            unprefixed("__SECURE-better-auth.session_token"),
+            "better-auth.session_token"
+        );
+        assert_eq!(unprefixed("plain"), "plain");
+        // A multi-byte character where the prefix would end: no panic.
+        assert_eq!(unprefixed("__hosté=1"), "__hosté=1");
+        assert_eq!(unprefixed("__secureé"), "__secureé");
+        assert_eq!(unprefixed("é"), "é");
+    }
 }

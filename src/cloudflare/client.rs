@@ -352,7 +352,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        // A number too large for a Duration is no usable delay.
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -374,6 +375,11 @@ mod tests {
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        // Numbers a Duration cannot hold are no delay, never a panic.
+        for huge in ["1e30", "18446744073709551616", "inf", "NaN"] {
+            h.insert(RETRY_AFTER, huge.parse().unwrap());
+            assert_eq!(retry_after(&h), None, "{huge}");
+        }
     }
 
     #[test]

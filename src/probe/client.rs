@@ -117,9 +117,12 @@ impl Observed {
         self.header_values(name).next()
     }
 
-    /// `Retry-After` as delay-seconds, when it is one.
+    /// `Retry-After` as delay-seconds, when it is one, clamped to
+    /// [`MAX_WIRE_DELAY_S`]: a target controls the number, so no wait or
+    /// instant computed from it may overflow.
     pub fn retry_after_s(&self) -> Option<u64> {
-        self.header("retry-after")?.trim().parse().ok()
+        let s: u64 = self.header("retry-after")?.trim().parse().ok()?;
+        Some(s.min(MAX_WIRE_DELAY_S))
     }
 
     /// Every `Set-Cookie`, parsed; one malformed header is an error.
@@ -159,6 +162,10 @@ struct Patience {
 const MAX_PATIENT_RESENDS: usize = 2;
 /// Waits go this much past `Retry-After`, which is whole seconds.
 const PAST_RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The longest delay a target's answer may ask for that the harness takes
+/// as given (a day); longer ones are clamped to it.
+pub const MAX_WIRE_DELAY_S: u64 = 86_400;
 
 impl Probe {
     pub fn new(budget: Budget, redactor: Arc<Redactor>) -> Result<Self, ProbeError> {
@@ -234,11 +241,13 @@ impl Probe {
             let wait = observed
                 .retry_after_s()
                 .map_or(patience.per_wait, |s| {
-                    Duration::from_secs(s) + PAST_RETRY_AFTER
+                    Duration::from_secs(s).saturating_add(PAST_RETRY_AFTER)
                 })
                 .min(patience.per_wait);
-            let resend =
-                refusals.len() < MAX_PATIENT_RESENDS && Instant::now() + wait <= patience.until;
+            let resend = refusals.len() < MAX_PATIENT_RESENDS
+                && Instant::now()
+                    .checked_add(wait)
+                    .is_some_and(|at| at <= patience.until);
             refusals.push(observed.exchange);
             if !resend {
                 return Err(ProbeError::StillRateLimited {

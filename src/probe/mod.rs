@@ -7,6 +7,6 @@ mod cookie;
 mod redact;
 
 pub use budget::{BudgetExhausted, Governor};
-pub use client::{Observed, Probe, ProbeError, Req};
+pub use client::{MAX_WIRE_DELAY_S, Observed, Probe, ProbeError, Req};
 pub use cookie::{CookieError, Jar, SetCookie};
 pub use redact::{REDACTED, Redactor};

@@ -115,3 +115,27 @@ async fn patience_is_bounded_per_request_and_in_all() {
     );
     assert!(patient.waits().is_empty());
 }
+
+/// A target controls `Retry-After`: the largest number it can send is
+/// clamped, never an overflow, and a patient probe does not wait for it.
+#[tokio::test]
+async fn a_huge_retry_after_is_clamped_not_a_panic() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", u64::MAX.to_string()))
+        .mount(&server)
+        .await;
+    let observed = probe().send(get(&server)).await.unwrap();
+    assert_eq!(
+        observed.retry_after_s(),
+        Some(flareproof::probe::MAX_WIRE_DELAY_S)
+    );
+    let patient = probe().patient(Duration::from_secs(1), Duration::from_secs(10));
+    let started = std::time::Instant::now();
+    let err = patient.send(get(&server)).await.unwrap_err();
+    assert!(
+        matches!(err, ProbeError::StillRateLimited { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

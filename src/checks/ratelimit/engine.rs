@@ -221,9 +221,11 @@ impl Suite<'_> {
                 // target, and - if its Retry-After is honest - no earlier
                 // than Retry-After - 1 s after it was sent; a Retry-After
                 // that would put the start after the allowed answer is not.
-                let told = last_refused
-                    .retry_after_s()
-                    .map(|s| last_refused.sent + Duration::from_secs(s.saturating_sub(1)));
+                let told = last_refused.retry_after_s().and_then(|s| {
+                    last_refused
+                        .sent
+                        .checked_add(Duration::from_secs(s.saturating_sub(1)))
+                });
                 let began_after = match told {
                     Some(t) if t <= hit.received => t,
                     _ => last_refused.sent,
