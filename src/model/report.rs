@@ -22,17 +22,21 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The verdict over a set of statuses: any `fail` wins, then any `error`.
+    /// The verdict over a set of statuses: any `fail` wins, then any
+    /// `error`. A run in which no check passed or warned observed nothing
+    /// (every check skipped, or none ran): that is an `error`, never a pass.
     pub fn of<'a>(statuses: impl IntoIterator<Item = &'a Status>) -> Self {
-        let mut verdict = Verdict::Pass;
+        let mut verdict = Verdict::Error;
+        let mut undecided = false;
         for status in statuses {
             match status {
                 Status::Fail => return Verdict::Fail,
-                Status::Error => verdict = Verdict::Error,
-                Status::Pass | Status::Warn | Status::Skip => {}
+                Status::Error => undecided = true,
+                Status::Pass | Status::Warn => verdict = Verdict::Pass,
+                Status::Skip => {}
             }
         }
-        verdict
+        if undecided { Verdict::Error } else { verdict }
     }
 
     /// The documented exit code: 0 pass, 1 a check failed, 2 could not decide.
@@ -176,7 +180,10 @@ mod tests {
         assert_eq!(Verdict::of(&[Pass, Warn, Skip]), Verdict::Pass);
         assert_eq!(Verdict::of(&[Pass, Error, Skip]), Verdict::Error);
         assert_eq!(Verdict::of(&[Error, Fail, Pass]), Verdict::Fail);
-        assert_eq!(Verdict::of(&[]), Verdict::Pass);
+        // A run that observed nothing is not a pass.
+        assert_eq!(Verdict::of(&[]), Verdict::Error);
+        assert_eq!(Verdict::of(&[Skip, Skip]), Verdict::Error);
+        assert_eq!(Verdict::of(&[Warn, Skip]), Verdict::Pass);
         assert_eq!(Verdict::Fail.exit_code(), 1);
         assert_eq!(Verdict::Error.exit_code(), 2);
     }

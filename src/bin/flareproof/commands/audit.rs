@@ -35,7 +35,7 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
         plan: plan.clone(),
         credentials,
         retry: super::retry(&args.api),
-        selection: super::selection(&plan, &args.select)?,
+        selection: super::selection(&plan, &args.select, |_| true)?,
         progress: progress(quiet),
     };
     let run = audit.run().await.map_err(ExpectedError::Audit)?;
