@@ -63,8 +63,10 @@ pub struct PlannedCheck {
     /// them it reports `error`, not a verdict.
     #[serde(default)]
     pub cannot_observe_under: Vec<CheckId>,
-    /// The reference fault that makes this check fail.
-    pub fault: Fault,
+    /// The reference fault that makes this check fail (every check of a
+    /// built-in suite names one; another suite may leave it out).
+    #[serde(default)]
+    pub fault: Option<Fault>,
 }
 
 /// Where a reference fault lives.
@@ -166,10 +168,12 @@ impl Plan {
         }
         let mut faults = BTreeSet::new();
         for check in &file.check {
-            if !faults.insert(check.fault.id.as_str()) {
+            if let Some(fault) = &check.fault
+                && !faults.insert(fault.id.as_str())
+            {
                 return Err(invalid(format!(
                     "check `{}` names fault `{}`, which another check names too",
-                    check.id, check.fault.id
+                    check.id, fault.id
                 )));
             }
         }
@@ -206,7 +210,7 @@ impl Plan {
     pub fn fixture_faults(&self) -> Vec<&Fault> {
         self.checks
             .iter()
-            .map(|c| &c.fault)
+            .filter_map(|c| c.fault.as_ref())
             .filter(|f| f.site != FaultSite::StandIn)
             .collect()
     }
