@@ -112,9 +112,11 @@ pub fn render(report: &Report) -> Vec<u8> {
             out.push_str(
                 "<h2>Rate limits</h2>\n<p class=\"muted\">Each request of a bucket, in order: \
                  allowed (2xx) or refused (429), at the number of requests allowed so far in \
-                 its window (a window starts where an allowed request follows a refusal, or a \
-                 window after the last start); the dashed \
-                 line is the limit.</p>\n<div class=\"charts\">\n",
+                 its window; the dashed line is the limit. A window starts where the harness \
+                 saw one begin (dotted line: an allowed request sent after a refusal had been \
+                 answered). Requests before the first such start, or a window or more after \
+                 one, are in a window whose start was not seen: they sit hollow on the axis in \
+                 a grey band and are not counted against the limit.</p>\n<div class=\"charts\">\n",
             );
             timelines.iter().for_each(|c| out.push_str(c));
             out.push_str("</div>\n");

@@ -100,20 +100,38 @@ pub(super) fn svg_open(title: &str) -> String {
     )
 }
 
-/// Legend entries along the bottom edge: (color, label, square or circle).
+/// Legend entries (colour, label) along the bottom edge, left to right; a
+/// legend too wide for one row takes two.
 pub(super) fn legend(svg: &mut String, entries: &[(String, String)]) {
+    let width = |label: &str| 24.0 + label.chars().count() as f64 * 5.8;
+    let mut rows: Vec<Vec<&(String, String)>> = vec![Vec::new()];
     let mut x = LEFT;
-    let y = H - 12.0;
-    for (color, label) in entries {
-        let _ = write!(
-            svg,
-            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
-             <text x=\"{:.1}\" y=\"{y:.1}\">{}</text>",
-            y - 9.0,
-            x + 14.0,
-            esc(label)
-        );
-        x += 24.0 + label.chars().count() as f64 * 5.8;
+    for entry in entries {
+        let w = width(&entry.1);
+        if let Some(row) = rows.last_mut()
+            && (row.is_empty() || x + w - 10.0 <= W - RIGHT)
+        {
+            row.push(entry);
+            x += w;
+        } else {
+            rows.push(vec![entry]);
+            x = LEFT + w;
+        }
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let y = H - 12.0 - 15.0 * (rows.len() - 1 - r) as f64;
+        let mut x = LEFT;
+        for (color, label) in row {
+            let _ = write!(
+                svg,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{color}\"/>\
+                 <text x=\"{:.1}\" y=\"{y:.1}\">{}</text>",
+                y - 9.0,
+                x + 14.0,
+                esc(label)
+            );
+            x += width(label);
+        }
     }
 }
 
