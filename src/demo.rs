@@ -7,6 +7,7 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::attestation::Statement;
 use crate::cloudflare::standin::StandIn;
 use crate::cloudflare::{ApiError, Credentials, RetryPolicy, Scenario};
 use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding};
@@ -15,7 +16,6 @@ use crate::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
 use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
 use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
-use crate::report::attestation::Statement;
 use crate::target::{
     Account, Budget, DeclaredObservers, Limit, Limits, Paths, ProfileSection, Target, Unlimited,
     VerifyTarget,

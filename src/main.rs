@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use flareproof::attestation;
 use flareproof::audit::Audit;
 use flareproof::cli::{ApiArgs, Cli, Command};
 use flareproof::cloudflare::{Credentials, RetryPolicy};
@@ -17,7 +18,7 @@ use flareproof::known_failures::KnownFailures;
 use flareproof::model::{Report, Status};
 use flareproof::plan::Plan;
 use flareproof::progress::{Bars, Progress, Silent};
-use flareproof::report::{Format, attestation, sarif};
+use flareproof::report::{Format, sarif};
 use flareproof::target::{Target, TargetConfig, VerifyTarget, load_verify};
 use flareproof::verify::Verify;
 

@@ -1,7 +1,6 @@
 //! Report formats: each a pure function from a [`Report`] to bytes. Where the
 //! bytes go is the binary's business.
 
-pub mod attestation;
 pub mod html;
 pub mod json;
 pub mod junit;
