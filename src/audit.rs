@@ -1,17 +1,17 @@
 //! `audit`: verify and conform in one run, concurrently (the rebuild and the
 //! black-box suites share nothing), with one report. The binary applies the
 //! known failures and writes the report and the audit attestation
-//! ([`crate::report::attestation::audit_statement`]).
+//! ([`crate::attestation::audit_statement`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::attestation::Statement;
 use crate::cloudflare::{ApiError, Credentials, RetryPolicy};
 use crate::conform::{Conform, ConformError, Selection};
 use crate::model::{Report, Subject};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::report::attestation::Statement;
 use crate::target::Target;
 use crate::verify::Verify;
 

@@ -2,6 +2,7 @@
 //! one, and that it keeps its contract, from the outside.
 #![forbid(unsafe_code)]
 
+pub mod attestation;
 pub mod audit;
 pub mod checks;
 pub mod cloudflare;

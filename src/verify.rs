@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::attestation::{
+    BundleRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord, ResourceDescriptor,
+    STATEMENT_TYPE, Statement, VersionRecord, check_records,
+};
 use crate::checks::verify::{self as checks, Inputs};
 use crate::cloudflare::{ApiError, Client, Credentials, Live, RetryPolicy, fetch_live};
 use crate::model::{Report, Subject};
 use crate::plan::Plan;
 use crate::probe::Redactor;
 use crate::rebuild::{Rebuild, RebuildError, rebuild};
-use crate::report::attestation::{
-    BundleRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord, ResourceDescriptor,
-    STATEMENT_TYPE, Statement, VersionRecord, check_records,
-};
 use crate::target::VerifyTarget;
 
 /// Everything a verify run needs, before it runs.

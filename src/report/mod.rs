@@ -2,7 +2,6 @@
 //! [`outputs`], which says where each rendering goes. Writing them is the
 //! binary's business.
 
-pub mod attestation;
 pub mod html;
 pub mod json;
 pub mod junit;

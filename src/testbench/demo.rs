@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Events;
 use super::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
 
+use crate::attestation::Statement;
 use crate::cloudflare::standin::StandIn;
 use crate::cloudflare::{ApiError, Credentials, RetryPolicy, Scenario};
 use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding};
@@ -17,7 +18,6 @@ use crate::conform::{Conform, ConformError, Selection};
 use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
 use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
-use crate::report::attestation::Statement;
 use crate::target::{
     Account, Budget, DeclaredObservers, Limit, Limits, Paths, ProfileSection, Target, Unlimited,
     VerifyTarget,

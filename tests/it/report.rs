@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use flareproof::attestation;
 use flareproof::known_failures::KnownFailures;
 use flareproof::model::{
     CheckId, CheckResult, Evidence, Measurement, Report, Status, Timeline, TimelinePoint,
 };
 use flareproof::plan::Plan;
-use flareproof::report::{Format, attestation, html, junit, markdown, sarif};
+use flareproof::report::{Format, html, junit, markdown, sarif};
 
 use crate::schema::every_status_report;
 

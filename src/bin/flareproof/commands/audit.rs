@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use flareproof::attestation;
 use flareproof::audit::Audit;
 use flareproof::plan::Plan;
-use flareproof::report::attestation;
 
 use crate::bars::progress;
 use crate::cli::AuditArgs;

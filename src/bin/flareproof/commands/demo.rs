@@ -1,7 +1,8 @@
 //! `demo`: everything against the reference Worker on this machine; every
 //! format into `DIR/demo`.
 
-use flareproof::report::{Format, attestation};
+use flareproof::attestation;
+use flareproof::report::Format;
 use flareproof::testbench::{self, Events};
 
 use crate::cli::DemoArgs;

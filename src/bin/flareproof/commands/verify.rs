@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use flareproof::attestation;
 use flareproof::plan::Plan;
-use flareproof::report::attestation;
 use flareproof::target::load_verify;
 use flareproof::verify::Verify;
 

@@ -1,0 +1,16 @@
+//! `report.html`: one self-contained file a reviewer opens in a browser, with
+//! no network access (no scripts, fonts or images from anywhere): the
+//! verdict, charts drawn from the measurements as inline SVG (time to
+//! refusal per trial and vantage against the bound; each rate-limit
+//! bucket's requests, allowed or refused, against its limit), a table per
+//! area, the evidence behind each failure, and verify's module table and
+//! diffs.
+//!
+//! `page` lays out the document, `charts` draws the charts from the
+//! structured evidence, `svg` is the small SVG toolkit both use.
+
+mod charts;
+mod page;
+mod svg;
+
+pub use page::render;

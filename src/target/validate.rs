@@ -1,0 +1,104 @@
+//! Reading a config file and checking what serde cannot: URL schemes,
+//! non-empty fields, known account roles, Worker script names.
+
+use std::path::Path;
+
+use super::error::TargetError;
+use super::schema::{ACCOUNT_ROLES, TargetConfig, VerifySection};
+
+impl TargetConfig {
+    pub fn load(path: &Path) -> Result<TargetConfig, TargetError> {
+        let text = fs_err::read_to_string(path).map_err(|source| TargetError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    pub fn parse(path: &str, text: &str) -> Result<TargetConfig, TargetError> {
+        let config: TargetConfig = toml::from_str(text).map_err(|source| TargetError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &str) -> Result<(), TargetError> {
+        let invalid = |problem: String| TargetError::Invalid {
+            path: path.to_owned(),
+            problem,
+        };
+        for url in std::iter::once(&self.target.base_url).chain(&self.target.vantages) {
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(invalid(format!(
+                    "`{url}` is not an http(s) URL with a host"
+                )));
+            }
+        }
+        if self.target.origin.trim().is_empty() {
+            return Err(invalid("`target.origin` is empty".to_owned()));
+        }
+        if self.profile.window_s == 0 {
+            return Err(invalid("`profile.window_s` must be at least 1".to_owned()));
+        }
+        if self.budget.max_rps == 0 || self.budget.max_requests == 0 {
+            return Err(invalid(
+                "`budget.max_rps` and `budget.max_requests` must be at least 1".to_owned(),
+            ));
+        }
+        if let Some(verify) = &self.verify {
+            verify.validate(path)?;
+        }
+        if let Some(role) = self
+            .accounts
+            .keys()
+            .find(|r| !ACCOUNT_ROLES.contains(&r.as_str()))
+        {
+            return Err(invalid(format!(
+                "unknown account `{role}` (known: {})",
+                ACCOUNT_ROLES.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl VerifySection {
+    pub(super) fn validate(&self, path: &str) -> Result<(), TargetError> {
+        let invalid = |problem: String| TargetError::Invalid {
+            path: path.to_owned(),
+            problem,
+        };
+        if self.recipe.is_empty() {
+            return Err(invalid("`verify.recipe` is empty".to_owned()));
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !name_ok(&self.script) {
+            return Err(invalid(format!(
+                "`verify.script` `{}` is not a Worker script name (letters, digits, `-`, `_`)",
+                self.script
+            )));
+        }
+        if !matches!(self.api_base.scheme(), "http" | "https") || self.api_base.host().is_none() {
+            return Err(invalid(format!(
+                "`verify.api_base` `{}` is not an http(s) URL with a host",
+                self.api_base
+            )));
+        }
+        if let Some(link) = self
+            .link
+            .iter()
+            .find(|l| l.is_empty() || l.contains('/') && l.trim_end_matches('/').contains('/'))
+        {
+            return Err(invalid(format!(
+                "`verify.link` entry `{link}` must be a top-level name in the source folder"
+            )));
+        }
+        Ok(())
+    }
+}

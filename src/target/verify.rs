@@ -1,0 +1,100 @@
+//! The `[verify]` section resolved for a verify run, and loading a config
+//! for `verify` alone.
+
+use std::path::Path;
+
+use url::Url;
+
+use crate::compare::DeclaredSettings;
+use crate::rebuild::Recipe;
+
+use super::error::TargetError;
+use super::schema::{ProfileSection, TargetConfig, VerifyOnlyConfig, VerifySection};
+
+/// Observers the config allows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredObservers {
+    pub tail_consumers: Vec<String>,
+    pub logpush: bool,
+    pub log_destinations: Vec<String>,
+}
+
+/// The resolved `[verify]` section. Holds no secret: the token is read by
+/// [`VerifyTarget::credentials`] when verify runs.
+#[derive(Debug, Clone)]
+pub struct VerifyTarget {
+    pub recipe: Recipe,
+    pub bisect: bool,
+    pub script: String,
+    pub declared: DeclaredSettings,
+    pub observers: DeclaredObservers,
+    pub api_base: Url,
+    pub api_token_env: String,
+    pub account_id_env: String,
+}
+
+impl VerifySection {
+    /// Resolves the source folder against the config file's folder.
+    pub fn resolve(self, config_path: &str) -> Result<VerifyTarget, TargetError> {
+        self.validate(config_path)?;
+        let base = Path::new(config_path)
+            .parent()
+            .unwrap_or_else(|| Path::new(""));
+        let source = base.join(&self.source);
+        let source = std::path::absolute(&source).map_err(|source_err| TargetError::Read {
+            path: source.display().to_string(),
+            source: source_err,
+        })?;
+        Ok(VerifyTarget {
+            recipe: Recipe {
+                source,
+                command: self.recipe,
+                env: self.env,
+                non_artifacts: self.non_artifacts,
+                link: self.link,
+                main_module: self.main_module,
+            },
+            bisect: self.bisect,
+            script: self.script,
+            declared: DeclaredSettings {
+                compatibility_date: self.compatibility_date,
+                compatibility_flags: self.compatibility_flags,
+                bindings: self.bindings,
+            },
+            observers: DeclaredObservers {
+                tail_consumers: self.tail_consumers,
+                logpush: self.logpush,
+                log_destinations: self.log_destinations,
+            },
+            api_base: self.api_base,
+            api_token_env: self.api_token_env,
+            account_id_env: self.account_id_env,
+        })
+    }
+}
+
+/// Loads the `[verify]` section of a config and the profile it runs under.
+pub fn load_verify(path: &Path) -> Result<(ProfileSection, VerifyTarget), TargetError> {
+    let shown = path.display().to_string();
+    let text = fs_err::read_to_string(path).map_err(|source| TargetError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let parse_err = |source| TargetError::Parse {
+        path: shown.clone(),
+        source: Box::new(source),
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
+    let (profile, section) = if table.contains_key("target") {
+        let config = TargetConfig::parse(&shown, &text)?;
+        let section = config.verify.ok_or_else(|| TargetError::Invalid {
+            path: shown.clone(),
+            problem: "there is no `[verify]` section".to_owned(),
+        })?;
+        (config.profile, section)
+    } else {
+        let config: VerifyOnlyConfig = toml::from_str(&text).map_err(parse_err)?;
+        (config.profile, config.verify)
+    };
+    Ok((profile, section.resolve(&shown)?))
+}
