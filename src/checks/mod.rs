@@ -132,3 +132,45 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod debug_tests {
+    use std::sync::Arc;
+
+    use super::Ctx;
+    use crate::model::Secret;
+    use crate::plan::Plan;
+    use crate::probe::{Probe, Redactor};
+    use crate::target::TargetConfig;
+
+    /// `{:?}` of a check's context (target, probe, redactor) prints no
+    /// secret it holds or has learned.
+    #[test]
+    fn a_contexts_debug_holds_no_secret() {
+        let config = "[target]\nbase_url = \"http://127.0.0.1:9\"\norigin = \"https://a.test\"\n\
+                      [accounts.free]\nemail = \"a@a.test\"\npassword_env = \"PW\"\n\
+                      [data]\nservice_key_env = \"KEY\"\n";
+        let target = TargetConfig::parse("t.toml", config)
+            .unwrap()
+            .resolve("t.toml", |var| {
+                Some(match var {
+                    "PW" => "pw-canary-4711".to_owned(),
+                    _ => "key-canary-4711".to_owned(),
+                })
+            })
+            .unwrap();
+        let target = Arc::new(target);
+        let redactor = Arc::new(Redactor::new());
+        redactor.learn(&Secret::new("token-canary-4711".to_owned()));
+        let probe = Probe::new(target.budget, redactor).unwrap();
+        let ctx = Ctx::standalone(
+            target,
+            Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+            probe,
+        );
+        let printed = format!("{ctx:?} {ctx:#?}");
+        for secret in ["pw-canary-4711", "key-canary-4711", "token-canary-4711"] {
+            assert!(!printed.contains(secret), "{secret} is in {printed}");
+        }
+    }
+}
