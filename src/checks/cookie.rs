@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use cookie::SameSite;
+use futures_util::future::join_all;
 use serde_json::json;
 
+use super::families::{SIMPLE_BODIES, foreign_origins};
 use super::identity::{Seen, accepted_at, session_cookie, unprefixed};
 use super::registry::{Check, Needs, Observation, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in, sign_out};
@@ -14,8 +16,7 @@ use crate::check;
 use crate::model::Exchange;
 use crate::probe::{Jar, Observed, Req, SetCookie};
 
-/// An Origin no auth Worker trusts.
-pub const FOREIGN_ORIGIN: &str = "https://attacker.flareproof.invalid";
+pub use super::families::FOREIGN_ORIGIN;
 
 /// A rule over one cookie: `Some(problem)` when the cookie breaks it.
 type AttributeRule<'a> = dyn Fn(&SetCookie) -> Option<String> + Send + Sync + 'a;
@@ -47,8 +48,15 @@ pub const CHECKS: &[Check] = &[
 /// The run's sign-in as free, whose cookies the attribute checks judge.
 struct SignedIn {
     identity: Identity,
-    set: Vec<SetCookie>,
-    exchange: Exchange,
+    /// The cookies that authenticate, which the session rules judge: the
+    /// session cookie, and every other cookie the target accepted alone in
+    /// its place (measured with get-session, not guessed from its name).
+    judged: Vec<SetCookie>,
+    /// Cookies set beside them that did not authenticate alone: reported,
+    /// not judged (a preference, an analytics id).
+    others: Vec<String>,
+    /// The sign-in, then the get-session probe of every other cookie.
+    exchanges: Vec<Exchange>,
 }
 
 async fn signed_in(ctx: &Ctx) -> Result<Arc<SignedIn>, Unobservable> {
@@ -57,20 +65,56 @@ async fn signed_in(ctx: &Ctx) -> Result<Arc<SignedIn>, Unobservable> {
         let set = observed
             .set_cookies()
             .map_err(|e| Unobservable::new(e.to_string()))?;
-        Ok(SignedIn {
+        let session = session_cookie(ctx, &set)
+            .cloned()
+            .ok_or_else(|| Unobservable::new("the sign-in set no session cookie"))?;
+        let others: Vec<&SetCookie> = set
+            .iter()
+            .filter(|c| !c.is_deletion() && c.name != session.name)
+            .collect();
+        // Each other cookie alone, as a browser (or a thief) holding only it
+        // would send it: accepted means it authenticates too.
+        let probes = join_all(others.iter().map(|c| async move {
+            let mut jar = Jar::new();
+            jar.insert(&c.name, c.value());
+            let label = format!("get-session with only cookie `{}`", c.name);
+            accepted_at(ctx, &jar, &ctx.target.base_url, &label).await
+        }))
+        .await;
+        let mut signed_in = SignedIn {
             identity,
-            set,
-            exchange: observed.exchange,
-        })
+            judged: vec![session],
+            others: Vec::new(),
+            exchanges: vec![observed.exchange],
+        };
+        for (cookie, probe) in others.into_iter().zip(probes) {
+            let (seen, exchange) = probe?;
+            if seen == Seen::Accepted {
+                signed_in.judged.push(cookie.clone());
+            } else {
+                signed_in.others.push(cookie.name.clone());
+            }
+            signed_in.exchanges.push(exchange);
+        }
+        Ok(signed_in)
     })
     .await
 }
 
-/// Judges every cookie the sign-in set (not a deletion) by `rule`.
+/// Judges every cookie the sign-in set that authenticates by `rule`.
 async fn attribute(ctx: &Ctx, rule: &AttributeRule<'_>) -> Observation {
     let signed_in = signed_in(ctx).await?;
-    let live: Vec<&SetCookie> = signed_in.set.iter().filter(|c| !c.is_deletion()).collect();
-    Ok(judge_attributes(&live, rule, &signed_in.exchange))
+    let judged: Vec<&SetCookie> = signed_in.judged.iter().collect();
+    let mut finding = judge_attributes(&judged, rule, &signed_in.exchanges[0]);
+    if !signed_in.others.is_empty() {
+        finding = finding
+            .with(crate::model::Evidence::note(format!(
+                "also set, not judged (get-session did not accept it alone): {}",
+                signed_in.others.join(", ")
+            )))
+            .with_exchanges(&signed_in.exchanges[1..]);
+    }
+    Ok(finding)
 }
 
 async fn httponly(ctx: Ctx) -> Observation {
@@ -341,15 +385,15 @@ async fn sign_in_presenting(ctx: &Ctx, jar: &Jar, what: &str) -> Result<Presente
     })
 }
 
-/// Cookie-carrying POSTs with a foreign, a missing and a `null` Origin must be
-/// refused with 403, on the auth surface and on an app route; the same app
-/// request with the trusted Origin must go through (the control).
+/// Cookie-carrying POSTs with every untrusted Origin of the family (another
+/// site, none, `null`, look-alikes of the trusted origin by prefix, suffix,
+/// subdomain, scheme and port) must be refused with 403, on an app route and
+/// on the auth surface; the request shapes a browser sends cross-site without
+/// a preflight (form, multipart and text bodies) must not go through either.
+/// The same app request with the trusted Origin must go through (the
+/// control).
 async fn csrf(ctx: &Ctx, who: &Identity) -> Result<Finding, Unobservable> {
-    let origins: [(&str, Option<&str>); 3] = [
-        ("a foreign Origin", Some(FOREIGN_ORIGIN)),
-        ("no Origin", None),
-        ("Origin: null", Some("null")),
-    ];
+    let origins = foreign_origins(&ctx.target.origin);
     // The app route first: a sign-out that got through would leave the
     // later POSTs without a session, and their answers would no longer
     // show what the Origin check did.
@@ -362,28 +406,57 @@ async fn csrf(ctx: &Ctx, who: &Identity) -> Result<Finding, Unobservable> {
     ];
     let mut accepted = Vec::new();
     let mut exchanges = Vec::new();
+    let mut sent = 0;
     for (path, body) in &targets {
-        for (what, origin) in origins {
-            let mut req = Req::post(ctx.url(path), format!("POST {path} with {what}"))
+        // (what, request, whether only a 2xx counts as getting through)
+        let mut variants: Vec<(String, Req, bool)> = Vec::new();
+        for o in &origins {
+            let mut req = Req::post(ctx.url(path), format!("POST {path} with {}", o.what))
                 .jar(&who.session_jar())
                 .json(body);
-            if let Some(origin) = origin {
-                req = req.header("origin", origin);
+            if let Some(origin) = &o.origin {
+                req = req.header("origin", origin.clone());
             }
-            let observed: Observed = ctx.probe.send(req).await?;
-            if observed.status != 403 {
-                accepted.push(format!(
-                    "POST {path} with {what} answered {}",
-                    observed.status
-                ));
+            variants.push((format!("POST {path} with {}", o.what), req, false));
+        }
+        for shape in SIMPLE_BODIES {
+            let what = format!("a cross-site {} POST {path}", shape.content_type);
+            let mut req = Req::post(ctx.url(path), what.clone())
+                .jar(&who.session_jar())
+                .header("origin", FOREIGN_ORIGIN)
+                .header("content-type", shape.content_type);
+            req.body = Some(shape.body.to_owned());
+            variants.push((what, req, true));
+        }
+        sent += variants.len();
+        let answers =
+            join_all(variants.into_iter().map(|(what, req, simple)| async move {
+                (what, simple, ctx.probe.send(req).await)
+            }))
+            .await;
+        for (what, simple, observed) in answers {
+            let observed: Observed = observed?;
+            let through = if simple {
+                (200..300).contains(&observed.status)
+            } else {
+                observed.status != 403
+            };
+            if through {
+                accepted.push(format!("{what} answered {}", observed.status));
             }
             exchanges.push(observed.exchange);
         }
     }
     if !accepted.is_empty() {
+        // The accepted ones first: they are the evidence.
+        exchanges.sort_by_key(|e| {
+            e.response
+                .as_ref()
+                .is_some_and(|r| r.status == 403 || !(200..300).contains(&r.status))
+        });
         return Ok(
-            Finding::fail(format!("expected 403: {}", accepted.join("; ")))
-                .with_exchanges(&exchanges),
+            Finding::fail(format!("expected a refusal: {}", accepted.join("; ")))
+                .with_exchanges(exchanges.iter().take(8)),
         );
     }
     let control = Req::post(
@@ -394,19 +467,20 @@ async fn csrf(ctx: &Ctx, who: &Identity) -> Result<Finding, Unobservable> {
     .jar(&who.session_jar())
     .json(&json!({ "title": "flareproof csrf control" }));
     let control = ctx.probe.send(control).await?;
+    exchanges.truncate(4);
     exchanges.push(control.exchange.clone());
     if !(200..300).contains(&control.status) {
         return Err(Unobservable {
             reason: format!(
-                "the control request with the trusted Origin answered {}, so the 403s prove nothing",
+                "the control request with the trusted Origin answered {}, so the refusals prove nothing",
                 control.status
             ),
             exchanges,
         });
     }
-    Ok(Finding::pass(
-        "all six cookie-carrying POSTs with a foreign, missing or null Origin were refused with 403; the trusted Origin was accepted",
-    )
+    Ok(Finding::pass(format!(
+        "all {sent} cookie-carrying cross-site POSTs (untrusted, missing, null and look-alike Origins; form, multipart and text bodies) were refused; the trusted Origin was accepted"
+    ))
     .with_exchanges(&exchanges))
 }
 

@@ -4,6 +4,7 @@
 //! checks judge are made once per run ([`Ctx::once`]).
 
 pub mod cookie;
+pub mod families;
 mod identity;
 pub mod ratelimit;
 pub mod registry;

@@ -76,20 +76,26 @@ fn ctx_for(server: &MockServer) -> Ctx {
     )
 }
 
-/// The check alone, through the conform runner, against the stand-in.
-async fn run(server: &MockServer) -> flareproof::model::CheckResult {
+/// The checks `only`, through the conform runner, against the stand-in.
+async fn run_only(server: &MockServer, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
+    let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
     let conform = Conform {
         target: Arc::new(target_for(server)),
         plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&[CHECK.to_owned()], &[]).unwrap(),
+        selection: Selection::new(&only, &[]).unwrap(),
         progress: Arc::new(Silent),
     };
     let (report, _) = conform.run().await.unwrap();
     report
         .checks
         .into_iter()
-        .find(|c| c.id.as_str() == CHECK)
-        .unwrap()
+        .filter(|c| only.iter().any(|id| id == c.id.as_str()))
+        .collect()
+}
+
+/// The check alone, through the conform runner, against the stand-in.
+async fn run(server: &MockServer) -> flareproof::model::CheckResult {
+    run_only(server, &[CHECK]).await.remove(0)
 }
 
 /// Any POST /api/posts is stored as A's post 9.
@@ -190,4 +196,131 @@ async fn a_session_gone_invalid_is_an_error_naming_the_caller() {
         err.reason
     );
     assert_eq!(err.exchanges.len(), 1);
+}
+
+const ATTRIBUTE_CHECKS: [&str; 6] = [
+    "cookie.httponly",
+    "cookie.secure",
+    "cookie.samesite",
+    "cookie.prefix",
+    "cookie.domain",
+    "cookie.max-age",
+];
+
+/// A sign-in that sets a conforming session cookie and a `theme` cookie with
+/// none of the session flags; get-session accepts the session token, and
+/// the theme cookie alone when `theme_authenticates`.
+async fn sign_in_with_a_second_cookie(theme_authenticates: bool) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/auth/sign-in/email"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .append_header(
+                    "set-cookie",
+                    "__Secure-session_token=tok-a; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=600",
+                )
+                .append_header("set-cookie", "theme=dark; Path=/; Max-Age=31536000")
+                .set_body_json(json!({ "user": { "id": "a" } })),
+        )
+        .mount(&server)
+        .await;
+    let session = json!({ "session": { "id": "s" }, "user": { "id": "a" } });
+    let mut accepted = vec!["__Secure-session_token=tok-a"];
+    if theme_authenticates {
+        accepted.push("theme=dark");
+    }
+    for cookie in accepted {
+        Mock::given(method("GET"))
+            .and(path("/api/auth/get-session"))
+            .and(wiremock::matchers::header("cookie", cookie))
+            .respond_with(ResponseTemplate::new(200).set_body_json(session.clone()))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/api/auth/get-session"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::Value::Null))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// An unrelated cookie beside the session cookie is reported, not failed:
+/// the session rules apply to the cookies that authenticate.
+#[tokio::test]
+async fn a_cookie_that_does_not_authenticate_is_not_judged_as_the_session() {
+    let server = sign_in_with_a_second_cookie(false).await;
+    for result in run_only(&server, &ATTRIBUTE_CHECKS).await {
+        assert_eq!(result.status, Status::Pass, "{result:#?}");
+        assert!(
+            result.evidence.iter().any(|e| matches!(
+                e,
+                flareproof::model::Evidence::Note { text } if text.contains("theme")
+            )),
+            "{} does not report the theme cookie",
+            result.id
+        );
+    }
+}
+
+/// A second cookie the target accepts in place of the session cookie is a
+/// session cookie too, whatever its name: its missing flags fail.
+#[tokio::test]
+async fn a_second_cookie_that_authenticates_is_held_to_the_session_rules() {
+    let server = sign_in_with_a_second_cookie(true).await;
+    let results = run_only(&server, &ATTRIBUTE_CHECKS).await;
+    for id in [
+        "cookie.httponly",
+        "cookie.secure",
+        "cookie.samesite",
+        "cookie.prefix",
+        "cookie.max-age",
+    ] {
+        let result = results.iter().find(|r| r.id.as_str() == id).unwrap();
+        assert_eq!(result.status, Status::Fail, "{result:#?}");
+        assert!(result.summary.contains("theme"), "{}", result.summary);
+    }
+    let domain = results
+        .iter()
+        .find(|r| r.id.as_str() == "cookie.domain")
+        .unwrap();
+    assert_eq!(domain.status, Status::Pass, "{domain:#?}");
+}
+
+/// A target whose Origin check only asks that the Origin start with the
+/// trusted one: the prefix look-alike gets through, so cookie.csrf-origin
+/// fails (one foreign Origin, `null` and none, as sent before, all pass it).
+#[tokio::test]
+async fn an_origin_check_by_prefix_fails_csrf_origin() {
+    let server = stand_in(json!([])).await;
+    for route in ["/api/posts", "/api/auth/sign-out"] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .and(wiremock::matchers::header_regex(
+                "origin",
+                r"^https://app\.example\.test",
+            ))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 9 })))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(posts_answer(403))
+            .with_priority(2)
+            .mount(&server)
+            .await;
+    }
+    let result = run_only(&server, &["cookie.csrf-origin"]).await.remove(0);
+    assert_eq!(result.status, Status::Fail, "{result:#?}");
+    assert!(
+        result
+            .summary
+            .contains("the trusted host as the prefix of another site answered 201"),
+        "{}",
+        result.summary
+    );
 }
