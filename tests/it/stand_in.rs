@@ -324,3 +324,71 @@ async fn an_origin_check_by_prefix_fails_csrf_origin() {
         result.summary
     );
 }
+
+/// A target whose sign-out does nothing while a filter in front of it
+/// answers 403 to everything once polling starts: the revoked token's 403s
+/// are no revocation, because the never-revoked control is refused too. It
+/// passed before the trials had a control.
+#[tokio::test]
+async fn a_refusal_beside_a_refused_control_is_an_error_not_a_pass() {
+    let server = MockServer::start().await;
+    for route in ["/api/auth/sign-up/email", "/api/auth/sign-out"] {
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/api/auth/sign-in/email"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header(
+                    "set-cookie",
+                    "session_token=tok; Path=/; HttpOnly; Secure; SameSite=Lax",
+                )
+                .set_body_json(json!({ "user": { "id": "u" } })),
+        )
+        .mount(&server)
+        .await;
+    // Three trials prime their revoking and control sessions (6 requests);
+    // every later get-session meets the filter.
+    Mock::given(method("GET"))
+        .and(path("/api/auth/get-session"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "session": { "id": "s" }, "user": { "id": "u" } })),
+        )
+        .up_to_n_times(6)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/auth/get-session"))
+        .respond_with(ResponseTemplate::new(403).set_body_string("blocked"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let mut target = target_for(&server);
+    target.profile.revocation_bound_s = 1;
+    let conform = Conform {
+        target: Arc::new(target),
+        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        selection: Selection::new(&["session.revoked-on-sign-out".to_owned()], &[]).unwrap(),
+        progress: Arc::new(Silent),
+    };
+    let (report, _) = conform.run().await.unwrap();
+    let result = report
+        .checks
+        .iter()
+        .find(|c| c.id.as_str() == "session.revoked-on-sign-out")
+        .unwrap();
+    assert_eq!(result.status, Status::Error, "{result:#?}");
+    assert!(
+        result
+            .summary
+            .contains("could not tell refusal from blocking"),
+        "{}",
+        result.summary
+    );
+}

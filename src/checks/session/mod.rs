@@ -17,6 +17,7 @@
 mod bracket;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -25,7 +26,7 @@ use url::Url;
 
 use super::identity::{Seen, accepted_at};
 use super::registry::{Check, Needs, Observation, Turnover};
-use super::{Ctx, Identity, Unobservable, sign_in_as};
+use super::{Ctx, Finding, Identity, Unobservable, sign_in_as};
 use crate::check;
 use crate::model::{Exchange, Secret};
 use crate::probe::{Jar, Req};
@@ -68,12 +69,22 @@ impl Revocation {
             Revocation::RevokeAll => "revoke-sessions",
         }
     }
+
+    /// The role of the accounts its trials sign up.
+    fn role(self) -> &'static str {
+        match self {
+            Revocation::SignOut => "signout",
+            Revocation::RevokeAll => "revokeall",
+        }
+    }
 }
 
 /// Every trial of one kind, run once per run: what each token did at each
 /// vantage, and the revocation exchanges.
 struct Trials {
     watches: Vec<Watch>,
+    /// Each trial's control session, polled beside its tokens.
+    controls: Vec<ControlWatch>,
     revocations: Vec<Exchange>,
     interval_ms: u64,
 }
@@ -92,11 +103,12 @@ fn kinds_run(ctx: &Ctx) -> Vec<Revocation> {
 /// and vantages of every trial the run makes: the interval (the
 /// measurement's resolution) grows instead.
 fn poll_interval_ms(ctx: &Ctx) -> u64 {
+    // Each trial also polls its control session.
     let tokens_per_trial: u64 = kinds_run(ctx)
         .iter()
         .map(|k| match k {
-            Revocation::SignOut => 1,
-            Revocation::RevokeAll => 2,
+            Revocation::SignOut => 2,
+            Revocation::RevokeAll => 3,
         })
         .sum();
     let trials = ctx.plan.params.revocation_trials;
@@ -114,18 +126,22 @@ fn poll_interval_ms(ctx: &Ctx) -> u64 {
 async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable> {
     ctx.once(kind.check_id(), || async {
         let interval_ms = poll_interval_ms(ctx);
+        let control = control_account(ctx).await?;
+        let control = &control;
         let runs = (1..=ctx.plan.params.revocation_trials).map(|t| async move {
-            let account = revocation_account(ctx, kind).await?;
-            trial(ctx, &account, kind, t, interval_ms).await
+            let account = revocation_account(ctx, kind.role()).await?;
+            trial(ctx, &account, control, kind, t, interval_ms).await
         });
         let mut all = Trials {
             watches: Vec::new(),
+            controls: Vec::new(),
             revocations: Vec::new(),
             interval_ms,
         };
         for outcome in join_all(runs).await {
-            let (w, e) = outcome?;
+            let (w, c, e) = outcome?;
             all.watches.extend(w);
+            all.controls.extend(c);
             all.revocations.extend(e);
         }
         Ok(all)
@@ -133,8 +149,43 @@ async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable
     .await
 }
 
+/// The account whose sessions are the trials' controls: signed up once per
+/// run and never revoked.
+async fn control_account(ctx: &Ctx) -> Result<Arc<Account>, Unobservable> {
+    ctx.once("session.control-account", || {
+        revocation_account(ctx, "control")
+    })
+    .await
+}
+
+/// A refusal counts only beside a control that was accepted under the same
+/// conditions: a control session refused at any poll means the target (or
+/// something before it: a bot filter, a WAF) refused more than the revoked
+/// token, and no refusal proves a revocation.
+fn blocked(trials: &[&Trials]) -> Option<Finding> {
+    let refused: Vec<&ControlWatch> = trials
+        .iter()
+        .flat_map(|t| &t.controls)
+        .filter(|c| c.refused.is_some())
+        .collect();
+    let first = refused.first()?;
+    let (at_ms, exchange) = first.refused.as_ref()?;
+    Some(
+        Finding::error(format!(
+            "could not tell refusal from blocking: the control session, never revoked and polled like the revoked tokens, was refused {} time(s), first at {} {at_ms} ms after trial {}'s revocation",
+            refused.len(),
+            first.vantage,
+            first.trial
+        ))
+        .with_exchange(exchange),
+    )
+}
+
 async fn window(ctx: &Ctx, kind: Revocation) -> Observation {
     let t = trials(ctx, kind).await?;
+    if let Some(blocked) = blocked(&[&t]) {
+        return Ok(blocked);
+    }
     let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
     Ok(window_finding(
         kind,
@@ -160,6 +211,9 @@ async fn no_resurrection(ctx: Ctx) -> Observation {
         trials(&ctx, Revocation::RevokeAll)
     );
     let (sign_out, revoke_all) = (sign_out?, revoke_all?);
+    if let Some(blocked) = blocked(&[&sign_out, &revoke_all]) {
+        return Ok(blocked);
+    }
     let all: Vec<&Watch> = sign_out.watches.iter().chain(&revoke_all.watches).collect();
     Ok(resurrection_finding(
         ctx.plan.params.observe_after_refusal_ms,
@@ -167,9 +221,9 @@ async fn no_resurrection(ctx: Ctx) -> Observation {
     ))
 }
 
-/// The account a kind of trial revokes: a fresh sign-up, so that revoking
-/// never ends another check's session.
-async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unobservable> {
+/// A fresh account (`role` names it): a sign-up, so that revoking never
+/// ends another check's session.
+async fn revocation_account(ctx: &Ctx, role: &str) -> Result<Account, Unobservable> {
     let domain = ctx
         .target
         .account("free")
@@ -180,10 +234,6 @@ async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unob
         std::process::id(),
         ctx.probe.now_ms() ^ super::identity::random_u64()
     );
-    let role = match kind {
-        Revocation::SignOut => "signout",
-        Revocation::RevokeAll => "revokeall",
-    };
     let account = Account {
         role: format!("revocation-{role}"),
         email: format!("flareproof-{role}-{nonce}@{domain}"),
@@ -222,17 +272,23 @@ async fn revocation_account(ctx: &Ctx, kind: Revocation) -> Result<Account, Unob
 async fn trial(
     ctx: &Ctx,
     account: &Account,
+    control_account: &Account,
     kind: Revocation,
     trial: u32,
     interval_ms: u64,
-) -> Result<(Vec<Watch>, Vec<Exchange>), Unobservable> {
+) -> Result<(Vec<Watch>, Vec<ControlWatch>, Vec<Exchange>), Unobservable> {
     let (first, _) = sign_in_as(ctx, account, Jar::new()).await?;
     let mut tokens: Vec<(&'static str, Identity)> = vec![("revoking session", first)];
     if kind == Revocation::RevokeAll {
         let (second, _) = sign_in_as(ctx, account, Jar::new()).await?;
         tokens.push(("other session", second));
     }
-    for (label, identity) in &tokens {
+    let (control, _) = sign_in_as(ctx, control_account, Jar::new()).await?;
+    let primed = tokens
+        .iter()
+        .map(|(label, identity)| (*label, identity))
+        .chain(std::iter::once(("control session", &control)));
+    for (label, identity) in primed {
         for vantage in &ctx.target.vantages {
             let (seen, exchange) = accepted_at(
                 ctx,
@@ -283,11 +339,77 @@ async fn trial(
             ));
         }
     }
+    // The control is polled at every vantage at the same rate for as long
+    // as any token is watched.
+    let done = AtomicBool::new(false);
+    let controls = ctx.target.vantages.iter().map(|vantage| {
+        control_watch(
+            ctx,
+            &control,
+            vantage,
+            (revoked_at, revoked_ms),
+            trial,
+            interval_ms,
+            &done,
+        )
+    });
+    let (outcomes, controls) = tokio::join!(
+        async {
+            let outcomes = join_all(watchers).await;
+            done.store(true, Ordering::Release);
+            outcomes
+        },
+        join_all(controls)
+    );
     let mut watches = Vec::new();
-    for outcome in join_all(watchers).await {
+    for outcome in outcomes {
         watches.push(outcome?);
     }
-    Ok((watches, vec![revoked.exchange]))
+    let controls = controls.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((watches, controls, vec![revoked.exchange]))
+}
+
+/// What a trial's control session answered at one vantage.
+struct ControlWatch {
+    trial: u32,
+    vantage: Url,
+    /// The first poll that refused it: when it was sent (ms after the
+    /// revocation) and the exchange.
+    refused: Option<(u64, Exchange)>,
+}
+
+/// Polls the control session at `vantage` every `interval_ms` until `done`.
+async fn control_watch(
+    ctx: &Ctx,
+    control: &Identity,
+    vantage: &Url,
+    (revoked_at, revoked_ms): (Instant, u64),
+    trial: u32,
+    interval_ms: u64,
+    done: &AtomicBool,
+) -> Result<ControlWatch, Unobservable> {
+    let interval = Duration::from_millis(interval_ms);
+    let mut out = ControlWatch {
+        trial,
+        vantage: vantage.clone(),
+        refused: None,
+    };
+    let mut next = revoked_at;
+    while !done.load(Ordering::Acquire) {
+        tokio::time::sleep_until(next.into()).await;
+        let (seen, exchange) = accepted_at(
+            ctx,
+            &control.session_jar(),
+            vantage,
+            &format!("trial {trial}: control session at {vantage}"),
+        )
+        .await?;
+        if seen == Seen::Refused && out.refused.is_none() {
+            out.refused = Some((exchange.at_ms.saturating_sub(revoked_ms), exchange));
+        }
+        next += interval;
+    }
+    Ok(out)
 }
 
 /// Polls one token at one vantage until refused (or until a poll sent after
