@@ -91,6 +91,7 @@ mod tests {
         let governor = Governor::new(Budget {
             max_requests: 25,
             max_rps: 20,
+            max_body_bytes: 8 * 1024 * 1024,
         });
         let mut admitted = 0;
         for _ in 0..30 {

@@ -44,6 +44,18 @@ pub enum ProbeError {
         /// Every 429 exchange, one per send, redacted, for the evidence.
         exchanges: Vec<Exchange>,
     },
+    /// The answer's body was longer than `budget.max_body_bytes`: it was
+    /// cut there, and nothing is judged on a body only partly read.
+    #[error(
+        "{method} `{url}`: the answer's body exceeds {limit} bytes (`budget.max_body_bytes`); it was not read further"
+    )]
+    BodyTooLarge {
+        method: String,
+        url: String,
+        limit: u64,
+        /// The exchange as far as it was read.
+        exchange: Box<Exchange>,
+    },
 }
 
 /// A request to send.
@@ -297,7 +309,21 @@ impl Probe {
                 )
             })
             .collect();
-        let body = response.bytes().await.map_err(transport)?.to_vec();
+        let limit = self.governor.budget().max_body_bytes;
+        let mut response = response;
+        let mut body = Vec::new();
+        let mut cut = false;
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            let room =
+                usize::try_from(limit.saturating_sub(body.len() as u64)).unwrap_or(usize::MAX);
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                cut = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        drop(response);
         let elapsed_ms = started.elapsed().as_millis() as u64;
         // Learn every credential the target hands out before recording.
         for (name, value) in &headers {
@@ -307,7 +333,18 @@ impl Probe {
                 self.redactor.learn_str(c.value());
             }
         }
-        let exchange = self.record(req, status, &headers, &body, at_ms, elapsed_ms);
+        let mut exchange = self.record(req, status, &headers, &body, at_ms, elapsed_ms);
+        if cut {
+            if let Some(response) = exchange.response.as_mut() {
+                response.body_truncated = true;
+            }
+            return Err(ProbeError::BodyTooLarge {
+                method: req.method.to_string(),
+                url: self.redactor.scrub(req.url.as_str()),
+                limit,
+                exchange: Box::new(exchange),
+            });
+        }
         Ok(Observed {
             status,
             headers,

@@ -126,6 +126,9 @@ fn default_max_requests() -> u64 {
 fn default_max_rps() -> u32 {
     50
 }
+fn default_max_body_bytes() -> u64 {
+    8 * 1024 * 1024
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +137,10 @@ pub struct Budget {
     pub max_requests: u64,
     #[serde(default = "default_max_rps")]
     pub max_rps: u32,
+    /// The most of one answer's body the harness reads; a longer body is
+    /// cut there and the exchange is an `error` with it as evidence.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
 }
 
 impl Default for Budget {
@@ -141,6 +148,7 @@ impl Default for Budget {
         Budget {
             max_requests: default_max_requests(),
             max_rps: default_max_rps(),
+            max_body_bytes: default_max_body_bytes(),
         }
     }
 }

@@ -213,6 +213,7 @@ pub fn target_for(info: &FixtureInfo, max_session_age_s: u64) -> Result<Target, 
         budget: Budget {
             max_requests: 3000,
             max_rps: 500,
+            max_body_bytes: 8 * 1024 * 1024,
         },
         paths: Paths::default(),
         verify: None,

@@ -12,6 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const BUDGET: Budget = Budget {
     max_requests: 20,
     max_rps: 50,
+    max_body_bytes: 8 * 1024 * 1024,
 };
 
 /// A server that answers 429 (`Retry-After: 1`) `refusals` times, then 200.
@@ -138,4 +139,40 @@ async fn a_huge_retry_after_is_clamped_not_a_panic() {
         "{err:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A body longer than `budget.max_body_bytes` is read only that far: the
+/// request is an error carrying the cut exchange, never an answer a check
+/// judges.
+#[tokio::test]
+async fn a_body_over_the_cap_is_cut_and_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(64 * 1024)))
+        .mount(&server)
+        .await;
+    let budget = Budget {
+        max_body_bytes: 1024,
+        ..BUDGET
+    };
+    let probe = Probe::new(budget, Arc::new(Redactor::new())).unwrap();
+    match probe.send(get(&server)).await.unwrap_err() {
+        ProbeError::BodyTooLarge {
+            limit, exchange, ..
+        } => {
+            assert_eq!(limit, 1024);
+            assert!(exchange.response.unwrap().body_truncated);
+        }
+        other => panic!("expected BodyTooLarge, got {other:?}"),
+    }
+    // Within the cap, the body is read whole.
+    let budget = Budget {
+        max_body_bytes: 64 * 1024,
+        ..BUDGET
+    };
+    let probe = Probe::new(budget, Arc::new(Redactor::new())).unwrap();
+    assert_eq!(
+        probe.send(get(&server)).await.unwrap().body.len(),
+        64 * 1024
+    );
 }
