@@ -62,9 +62,7 @@ struct SignedIn {
 async fn signed_in(ctx: &Ctx) -> Result<Arc<SignedIn>, Unobservable> {
     ctx.once("cookie.sign-in", || async {
         let (identity, observed) = sign_in(ctx, "free", Jar::new()).await?;
-        let set = observed
-            .set_cookies()
-            .map_err(|e| Unobservable::new(e.to_string()))?;
+        let set = observed.set_cookies();
         let session = session_cookie(ctx, &set)
             .cloned()
             .ok_or_else(|| Unobservable::new("the sign-in set no session cookie"))?;
@@ -176,9 +174,7 @@ async fn csrf_origin(ctx: Ctx) -> Observation {
 /// sign-in set.
 async fn cleared_on_sign_out(ctx: Ctx) -> Observation {
     let (me, observed) = sign_in(&ctx, "free", Jar::new()).await?;
-    let set = observed
-        .set_cookies()
-        .map_err(|e| Unobservable::new(e.to_string()))?;
+    let set = observed.set_cookies();
     let original = session_cookie(&ctx, &set);
     cleared(&ctx, &me, original).await
 }
@@ -368,10 +364,7 @@ async fn sign_in_presenting(ctx: &Ctx, jar: &Jar, what: &str) -> Result<Presente
             exchanges: vec![observed.exchange],
         });
     }
-    let set = observed.set_cookies().map_err(|e| Unobservable {
-        reason: e.to_string(),
-        exchanges: vec![observed.exchange.clone()],
-    })?;
+    let set = observed.set_cookies();
     let session = session_cookie(ctx, &set);
     let (cookie_name, new_token) = match session {
         Some(c) => (Some(c.name.clone()), Some(c.value().to_owned())),
@@ -500,10 +493,7 @@ async fn cleared(
             exchanges: vec![observed.exchange],
         });
     }
-    let set = observed.set_cookies().map_err(|e| Unobservable {
-        reason: e.to_string(),
-        exchanges: vec![observed.exchange.clone()],
-    })?;
+    let set = observed.set_cookies();
     let name = &who.cookie_name;
     let finding = match set.iter().find(|c| c.name == *name) {
         None => Finding::fail(format!("sign-out sent no Set-Cookie for `{name}`")),

@@ -135,12 +135,19 @@ pub async fn sign_in_as(
             observed.status
         )));
     }
-    let set = observed
-        .set_cookies()
-        .map_err(|e| fail(format!("sign-in as `{role}` sent a {e}")))?;
+    let set = observed.set_cookies();
     let Some(session) = session_cookie(ctx, &set) else {
+        let ignored: Vec<String> = observed
+            .ignored_set_cookies()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let ignored = match ignored.is_empty() {
+            true => String::new(),
+            false => format!(" (ignored, as a browser would: {})", ignored.join("; ")),
+        };
         return Err(fail(format!(
-            "sign-in as `{role}` answered 200 but set no session cookie"
+            "sign-in as `{role}` answered 200 but set no session cookie{ignored}"
         )));
     };
     let cookie_name = session.name.clone();

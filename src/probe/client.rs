@@ -137,10 +137,20 @@ impl Observed {
         Some(s.min(MAX_WIRE_DELAY_S))
     }
 
-    /// Every `Set-Cookie`, parsed; one malformed header is an error.
-    pub fn set_cookies(&self) -> Result<Vec<SetCookie>, CookieError> {
+    /// Every `Set-Cookie` that parses, in order. One that does not is
+    /// ignored, as a user agent ignores it (RFC 6265bis §5.6): it sets
+    /// nothing, so a check that needed it finds no cookie, never a pass;
+    /// [`Observed::ignored_set_cookies`] says which and why.
+    pub fn set_cookies(&self) -> Vec<SetCookie> {
         self.header_values("set-cookie")
-            .map(SetCookie::parse)
+            .filter_map(|h| SetCookie::parse(h).ok())
+            .collect()
+    }
+
+    /// Why each `Set-Cookie` that [`Observed::set_cookies`] ignored did not parse.
+    pub fn ignored_set_cookies(&self) -> Vec<CookieError> {
+        self.header_values("set-cookie")
+            .filter_map(|h| SetCookie::parse(h).err())
             .collect()
     }
 

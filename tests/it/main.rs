@@ -3,6 +3,7 @@
 mod cli;
 mod conform;
 mod fixture;
+mod hostile;
 mod probe;
 mod registry;
 mod report;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::registry::{Check, Lease, Needs, Observation, Turnover, exclusive};
-use super::{Ctx, Unobservable};
+use super::{Ctx, Finding, Unobservable};
 use crate::check;
 use engine::{Suite, TierOutcome, admin_burst, caller, measure_tier};
 use verdicts::{
@@ -154,8 +154,32 @@ async fn window_resets(ctx: Ctx) -> Observation {
     Ok(window_resets_finding(suite(&ctx).window, &outcomes))
 }
 
+/// A probe's refusals count only beside the bucket's own control: the same
+/// caller's plain requests were allowed at some point of the run. A target
+/// that refuses everything refuses a claimed tier too, which proves nothing.
+fn uncontrolled(outcomes: &[&TierOutcome]) -> Option<Finding> {
+    let never: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.run.hits.iter().any(|h| h.allowed()))
+        .map(|o| o.tier)
+        .collect();
+    (!never.is_empty()).then(|| {
+        Finding::error(format!(
+            "could not tell refusal from blocking: the {} bucket never allowed a plain request, so its refusals of the probes prove nothing",
+            never.join(" and ")
+        ))
+    })
+}
+
 async fn tier_not_from_client(ctx: Ctx) -> Observation {
     let (free, anonymous) = tokio::join!(tier(&ctx, "free"), tier(&ctx, "anonymous"));
+    let measured: Vec<&TierOutcome> = [&free, &anonymous]
+        .into_iter()
+        .filter_map(|o| o.as_deref().ok())
+        .collect();
+    if let Some(blocked) = uncontrolled(&measured) {
+        return Ok(blocked);
+    }
     let merged = merge_probes([
         free.as_ref().ok().map(|o| &o.claims),
         anonymous.as_ref().ok().map(|o| &o.claims),
@@ -170,6 +194,9 @@ async fn tier_not_from_client(ctx: Ctx) -> Observation {
 async fn key_not_spoofable(ctx: Ctx) -> Observation {
     let suite = suite(&ctx);
     let o = tier(&ctx, "anonymous").await.ok();
+    if let Some(blocked) = o.as_deref().and_then(|o| uncontrolled(&[o])) {
+        return Ok(blocked);
+    }
     Ok(probe_finding(
         o.as_ref().map(|o| &o.spoofing),
         "with the anonymous bucket exhausted, spoofed client-address headers earned no request",
