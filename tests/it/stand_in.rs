@@ -392,3 +392,37 @@ async fn a_refusal_beside_a_refused_control_is_an_error_not_a_pass() {
         result.summary
     );
 }
+
+/// A target that answers 429 to every metered request refuses spoofed
+/// client addresses too: that proves nothing, so key-not-spoofable is an
+/// error, not the pass it was before its probes needed the bucket to have
+/// allowed a plain request.
+#[tokio::test]
+async fn probes_of_a_bucket_that_never_allowed_anything_are_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/ping"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .mount(&server)
+        .await;
+    let mut target = target_for(&server);
+    target.profile.window_s = 1;
+    let conform = Conform {
+        target: Arc::new(target),
+        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        selection: Selection::new(&["ratelimit.key-not-spoofable".to_owned()], &[]).unwrap(),
+        progress: Arc::new(Silent),
+    };
+    let (report, _) = conform.run().await.unwrap();
+    let result = report
+        .checks
+        .iter()
+        .find(|c| c.id.as_str() == "ratelimit.key-not-spoofable")
+        .unwrap();
+    assert_eq!(result.status, Status::Error, "{result:#?}");
+    assert!(
+        result.summary.contains("never allowed a plain request"),
+        "{}",
+        result.summary
+    );
+}
