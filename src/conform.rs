@@ -26,6 +26,8 @@ pub enum ConformError {
     },
     #[error(transparent)]
     Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Scrub(crate::probe::ScrubError),
 }
 
 /// Which check ids a run includes: `--only` and `--skip` globs.
@@ -248,6 +250,12 @@ impl Conform {
             started.elapsed().as_millis() as u64,
             results,
         );
+        // Once more against everything the run learned, whatever was known
+        // when each exchange was recorded; fails closed.
+        let report = probe
+            .redactor()
+            .scrub_all(&report)
+            .map_err(ConformError::Scrub)?;
         Ok((report, probe))
     }
 }

@@ -82,7 +82,9 @@ impl Verify {
         );
         let redactor = Redactor::new();
         redactor.learn(&self.credentials.token);
-        let report = scrub(&redactor, &report);
+        // The token, wherever it might have landed (an API error message
+        // that echoes it, a module that embeds it).
+        let report = redactor.scrub_all(&report).map_err(ApiError::Scrub)?;
         // Built from the scrubbed report: its summaries are the only text
         // that came from outside.
         let attestation = attest(&self.target, &report, rebuilt.as_ref(), live.as_ref());
@@ -111,27 +113,6 @@ fn first_api_error(live: &Result<Live, Arc<ApiError>>) -> Option<Arc<ApiError>> 
                 .cloned()
         })
         .or_else(|| live.observers.as_ref().err().cloned())
-}
-
-/// Replaces the token wherever it might have landed (an API error message
-/// that echoes it, a module that embeds it), whatever the type.
-fn scrub<T>(redactor: &Redactor, value: &T) -> T
-where
-    T: serde::Serialize + Clone + for<'de> serde::Deserialize<'de>,
-{
-    fn walk(redactor: &Redactor, value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::String(s) => *s = redactor.scrub(s),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(redactor, v)),
-            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(redactor, v)),
-            _ => {}
-        }
-    }
-    let Ok(mut json) = serde_json::to_value(value) else {
-        return value.clone();
-    };
-    walk(redactor, &mut json);
-    serde_json::from_value(json).unwrap_or_else(|_| value.clone())
 }
 
 fn attest(
@@ -167,7 +148,7 @@ fn attest(
             source_revision: rebuilt.and_then(|r| r.revision.clone()),
             recipe: RecipeRecord {
                 command: target.recipe.command.clone(),
-                env: target.recipe.env.clone(),
+                env: target.recipe.env.keys().cloned().collect(),
                 non_artifacts: target.recipe.non_artifacts.clone(),
                 link: target.recipe.link.clone(),
                 variations: rebuilt

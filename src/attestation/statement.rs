@@ -59,7 +59,7 @@ mod tests {
                 source_revision: None,
                 recipe: RecipeRecord {
                     command: vec!["node".into()],
-                    env: BTreeMap::new(),
+                    env: Vec::new(),
                     non_artifacts: vec![],
                     link: vec![],
                     variations: vec![],

@@ -2,8 +2,6 @@
 //! toolchain, rebuilt bundle), the deployment read from the API, and every
 //! check's result.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::model::{Report, Status, Tool, Verdict};
@@ -35,7 +33,9 @@ pub struct Predicate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecipeRecord {
     pub command: Vec<String>,
-    pub env: BTreeMap<String, String>,
+    /// The names of the extra environment variables the recipe ran with;
+    /// their values are never recorded (one may hold a secret).
+    pub env: Vec<String>,
     pub non_artifacts: Vec<String>,
     pub link: Vec<String>,
     /// The settings of each build.

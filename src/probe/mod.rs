@@ -9,4 +9,4 @@ mod redact;
 pub use budget::{BudgetExhausted, Governor};
 pub use client::{MAX_WIRE_DELAY_S, Observed, Probe, ProbeError, Req};
 pub use cookie::{CookieError, Jar, SetCookie};
-pub use redact::{REDACTED, Redactor};
+pub use redact::{REDACTED, Redactor, ScrubError};

@@ -32,6 +32,11 @@ fn is_secret_key(key: &str) -> bool {
     .any(|k| key.contains(k))
 }
 
+/// A value could not be scrubbed: nothing may be written from it.
+#[derive(Debug, thiserror::Error)]
+#[error("scrub the known secrets from the report (nothing is written)")]
+pub struct ScrubError(#[source] serde_json::Error);
+
 #[derive(Default)]
 pub struct Redactor {
     known: RwLock<Vec<String>>,
@@ -90,6 +95,27 @@ impl Redactor {
             }
         }
         out
+    }
+
+    /// `value` with every known secret replaced in every string it holds
+    /// (a summary, an evidence body, a URL), whatever its type. It fails
+    /// closed: a value that does not survive the round trip through JSON is
+    /// an error, never returned unscrubbed.
+    pub fn scrub_all<T>(&self, value: &T) -> Result<T, ScrubError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        fn walk(redactor: &Redactor, value: &mut serde_json::Value) {
+            match value {
+                serde_json::Value::String(s) => *s = redactor.scrub(s),
+                serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(redactor, v)),
+                serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(redactor, v)),
+                _ => {}
+            }
+        }
+        let mut json = serde_json::to_value(value).map_err(ScrubError)?;
+        walk(self, &mut json);
+        serde_json::from_value(json).map_err(ScrubError)
     }
 
     /// Masks a request header's value if the header carries a credential.
@@ -217,5 +243,21 @@ mod tests {
         let r = Redactor::new();
         r.learn_str("ab");
         assert_eq!(r.scrub("abc"), "abc");
+    }
+
+    #[test]
+    fn scrub_all_reaches_every_string_of_a_value() {
+        let r = Redactor::new();
+        r.learn_str("sekrit-token-value");
+        let value = serde_json::json!({
+            "summary": "saw sekrit-token-value",
+            "evidence": [{ "body": "x=sekrit-token-value" }, 7, null],
+        });
+        let scrubbed = r.scrub_all(&value).unwrap();
+        assert!(
+            !scrubbed.to_string().contains("sekrit-token-value"),
+            "{scrubbed}"
+        );
+        assert_eq!(scrubbed["evidence"][1], 7);
     }
 }

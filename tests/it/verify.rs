@@ -406,6 +406,12 @@ fn a_nondeterministic_recipe_fails_rebuild_deterministic_naming_module_offset_an
         TOKEN,
     );
     assert_eq!(run.output.status.code(), Some(1));
+    // `[verify].env` is recorded by name only: a value may be a secret.
+    let attestation: serde_json::Value = serde_json::from_str(&run.attestation).unwrap();
+    assert_eq!(
+        attestation["predicate"]["recipe"]["env"],
+        serde_json::json!(["FAULTS"])
+    );
     let c = check(&run.report, checks::REBUILD_DETERMINISTIC);
     assert_eq!(c.status, Status::Fail, "{}", c.summary);
     assert!(
