@@ -78,9 +78,14 @@ fn ctx_for(server: &MockServer) -> Ctx {
 
 /// The checks `only`, through the conform runner, against the stand-in.
 async fn run_only(server: &MockServer, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
+    run_on(target_for(server), only).await
+}
+
+/// The checks `only`, through the conform runner, against `target`.
+async fn run_on(target: Target, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
     let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
     let conform = Conform {
-        target: Arc::new(target_for(server)),
+        target: Arc::new(target),
         plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
         selection: Selection::new(&only, &[]).unwrap(),
         progress: Arc::new(Silent),
@@ -371,18 +376,7 @@ async fn a_refusal_beside_a_refused_control_is_an_error_not_a_pass() {
         .await;
     let mut target = target_for(&server);
     target.profile.revocation_bound_s = 1;
-    let conform = Conform {
-        target: Arc::new(target),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&["session.revoked-on-sign-out".to_owned()], &[]).unwrap(),
-        progress: Arc::new(Silent),
-    };
-    let (report, _) = conform.run().await.unwrap();
-    let result = report
-        .checks
-        .iter()
-        .find(|c| c.id.as_str() == "session.revoked-on-sign-out")
-        .unwrap();
+    let result = &run_on(target, &["session.revoked-on-sign-out"]).await[0];
     assert_eq!(result.status, Status::Error, "{result:#?}");
     assert!(
         result
@@ -407,18 +401,7 @@ async fn probes_of_a_bucket_that_never_allowed_anything_are_an_error() {
         .await;
     let mut target = target_for(&server);
     target.profile.window_s = 1;
-    let conform = Conform {
-        target: Arc::new(target),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&["ratelimit.key-not-spoofable".to_owned()], &[]).unwrap(),
-        progress: Arc::new(Silent),
-    };
-    let (report, _) = conform.run().await.unwrap();
-    let result = report
-        .checks
-        .iter()
-        .find(|c| c.id.as_str() == "ratelimit.key-not-spoofable")
-        .unwrap();
+    let result = &run_on(target, &["ratelimit.key-not-spoofable"]).await[0];
     assert_eq!(result.status, Status::Error, "{result:#?}");
     assert!(
         result.summary.contains("never allowed a plain request"),

@@ -126,11 +126,10 @@ fn poll_interval_ms(ctx: &Ctx) -> u64 {
 async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable> {
     ctx.once(kind.check_id(), || async {
         let interval_ms = poll_interval_ms(ctx);
-        let control = control_account(ctx).await?;
-        let control = &control;
         let runs = (1..=ctx.plan.params.revocation_trials).map(|t| async move {
-            let account = revocation_account(ctx, kind.role()).await?;
-            trial(ctx, &account, control, kind, t, interval_ms).await
+            let (account, control) =
+                tokio::join!(revocation_account(ctx, kind.role()), control_session(ctx));
+            trial(ctx, &account?, &*control?, kind, t, interval_ms).await
         });
         let mut all = Trials {
             watches: Vec::new(),
@@ -149,11 +148,13 @@ async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable
     .await
 }
 
-/// The account whose sessions are the trials' controls: signed up once per
-/// run and never revoked.
-async fn control_account(ctx: &Ctx) -> Result<Arc<Account>, Unobservable> {
-    ctx.once("session.control-account", || {
-        revocation_account(ctx, "control")
+/// The session every trial polls as its control: of an account signed up
+/// once per run, signed in once, never revoked.
+async fn control_session(ctx: &Ctx) -> Result<Arc<Identity>, Unobservable> {
+    ctx.once("session.control", || async {
+        let account = revocation_account(ctx, "control").await?;
+        let (control, _) = sign_in_as(ctx, &account, Jar::new()).await?;
+        Ok(control)
     })
     .await
 }
@@ -272,7 +273,7 @@ async fn revocation_account(ctx: &Ctx, role: &str) -> Result<Account, Unobservab
 async fn trial(
     ctx: &Ctx,
     account: &Account,
-    control_account: &Account,
+    control: &Identity,
     kind: Revocation,
     trial: u32,
     interval_ms: u64,
@@ -283,11 +284,10 @@ async fn trial(
         let (second, _) = sign_in_as(ctx, account, Jar::new()).await?;
         tokens.push(("other session", second));
     }
-    let (control, _) = sign_in_as(ctx, control_account, Jar::new()).await?;
     let primed = tokens
         .iter()
         .map(|(label, identity)| (*label, identity))
-        .chain(std::iter::once(("control session", &control)));
+        .chain(std::iter::once(("control session", control)));
     for (label, identity) in primed {
         for vantage in &ctx.target.vantages {
             let (seen, exchange) = accepted_at(
@@ -345,7 +345,7 @@ async fn trial(
     let controls = ctx.target.vantages.iter().map(|vantage| {
         control_watch(
             ctx,
-            &control,
+            control,
             vantage,
             (revoked_at, revoked_ms),
             trial,
