@@ -63,7 +63,10 @@ async fn signed_in(ctx: &Ctx) -> Result<Arc<SignedIn>, Unobservable> {
     ctx.once("cookie.sign-in", || async {
         let (identity, observed) = sign_in(ctx, "free", Jar::new()).await?;
         let set = observed.set_cookies();
-        let session = session_cookie(ctx, &set)
+        // The session cookie `sign_in` already picked.
+        let session = set
+            .iter()
+            .find(|c| !c.is_deletion() && c.name == identity.cookie_name)
             .cloned()
             .ok_or_else(|| Unobservable::new("the sign-in set no session cookie"))?;
         let others: Vec<&SetCookie> = set

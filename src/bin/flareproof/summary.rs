@@ -21,7 +21,23 @@ pub struct Finish<'a> {
     pub quiet: bool,
 }
 
-impl Finish<'_> {
+impl<'a> Finish<'a> {
+    /// How a command that read `config` writes its report, as its
+    /// `--out`, `--format` and `--quiet` say.
+    pub fn of(
+        args: &'a crate::cli::ReportArgs,
+        known: Option<&'a KnownFailures>,
+        config: &'a Path,
+    ) -> Self {
+        Finish {
+            dir: &args.out,
+            formats: &args.format,
+            known,
+            config: Some(config),
+            quiet: args.run.quiet,
+        }
+    }
+
     /// Applies the known failures, writes the report (files, or the first
     /// format to stdout), prints the summary (to stdout, or to stderr when
     /// the report went there) and what was written, and returns the exit

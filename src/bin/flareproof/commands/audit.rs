@@ -39,13 +39,7 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
         progress: progress(quiet),
     };
     let run = audit.run().await.map_err(ExpectedError::Audit)?;
-    let finish = Finish {
-        dir: &report_args.out,
-        formats: &report_args.format,
-        known: known.as_ref(),
-        config: Some(config),
-        quiet,
-    };
+    let finish = Finish::of(report_args, known.as_ref(), config);
     let (code, report) = finish.report(run.report)?;
     let statement = attestation::audit_statement(
         &report,

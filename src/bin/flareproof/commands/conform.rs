@@ -24,12 +24,6 @@ pub async fn run(args: &ConformArgs) -> Result<u8, ExpectedError> {
         progress: progress(report_args.run.quiet),
     };
     let (report, _) = conform.run().await.map_err(ExpectedError::Conform)?;
-    let finish = Finish {
-        dir: &report_args.out,
-        formats: &report_args.format,
-        known: known.as_ref(),
-        config: Some(config),
-        quiet: report_args.run.quiet,
-    };
+    let finish = Finish::of(report_args, known.as_ref(), config);
     Ok(finish.report(report)?.0)
 }

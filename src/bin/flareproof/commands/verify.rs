@@ -37,19 +37,13 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
         retry: super::retry(&args.api),
     };
     let progress = progress(quiet);
-    progress.suite_started("verify", 5);
+    progress.suite_started("verify", flareproof::checks::verify::IDS.len());
     let run = verify.run().await.map_err(ExpectedError::Verify)?;
     for check in &run.report.checks {
         progress.check_finished("verify", check);
     }
     progress.suite_finished("verify");
-    let finish = Finish {
-        dir: &report_args.out,
-        formats: &report_args.format,
-        known: known.as_ref(),
-        config: Some(config),
-        quiet,
-    };
+    let finish = Finish::of(report_args, known.as_ref(), config);
     let (code, _) = finish.report(run.report)?;
     finish.attestation(&attestation::render(&run.attestation))?;
     if let Some(error) = &run.api_error {
