@@ -58,14 +58,28 @@ pub enum ProbeError {
     },
 }
 
-/// A request to send.
-#[derive(Debug, Clone)]
+/// A request to send. Its headers and body carry credentials (cookies,
+/// the service key, passwords), so its `Debug` shows header names only.
+#[derive(Clone)]
 pub struct Req {
     pub label: String,
     pub method: Method,
     pub url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
+}
+
+impl std::fmt::Debug for Req {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Req")
+            .field("label", &self.label)
+            .field("method", &self.method)
+            .field("url", &self.url.as_str())
+            .field("headers", &names)
+            .field("body", &self.body.as_ref().map(|b| b.len()))
+            .finish()
+    }
 }
 
 impl Req {
@@ -87,8 +101,23 @@ impl Req {
         Self::new(Method::POST, url, label)
     }
 
+    /// Adds a header. Cookies join the one `Cookie` header, `; `-separated,
+    /// as a browser sends them: a second `Cookie` line is not what any
+    /// browser sends, and a Worker's `Headers.get` would join the two with
+    /// `, `, which no cookie parser reads as two cookies.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
+        let value = value.into();
+        if name.eq_ignore_ascii_case("cookie")
+            && let Some((_, held)) = self
+                .headers
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        {
+            held.push_str("; ");
+            held.push_str(&value);
+            return self;
+        }
+        self.headers.push((name.to_owned(), value));
         self
     }
 
@@ -421,4 +450,49 @@ fn recorded_body(text: &str) -> (Option<String>, bool) {
         cut -= 1;
     }
     (Some(text[..cut].to_owned()), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("http://127.0.0.1:8787/api/ping").unwrap()
+    }
+
+    #[test]
+    fn cookies_join_one_cookie_header_as_a_browser_sends_them() {
+        let mut jar = Jar::new();
+        jar.insert("session", "tok-123456");
+        let req = Req::get(url(), "t")
+            .jar(&jar)
+            .header("Cookie", "tier=admin")
+            .header("x-other", "1");
+        let cookies: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(cookies, ["session=tok-123456; tier=admin"]);
+        // Without a jar, a cookie claim is the whole header.
+        let req = Req::get(url(), "t").header("cookie", "tier=admin");
+        assert_eq!(
+            req.headers,
+            [("cookie".to_owned(), "tier=admin".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_request_debug_prints_no_credential() {
+        let req = Req::post(url(), "sign in")
+            .header("authorization", "Bearer service-key-abcdef")
+            .header("cookie", "session=tok-abcdef")
+            .json(&serde_json::json!({ "password": "hunter2-secret" }));
+        let shown = format!("{req:?}");
+        for secret in ["service-key-abcdef", "tok-abcdef", "hunter2-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("authorization") && shown.contains("sign in"));
+    }
 }

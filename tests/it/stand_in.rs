@@ -82,7 +82,7 @@ async fn run_only(server: &MockServer, only: &[&str]) -> Vec<flareproof::model::
 }
 
 /// The checks `only`, through the conform runner, against `target`.
-async fn run_on(target: Target, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
+pub(crate) async fn run_on(target: Target, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
     let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
     let conform = Conform {
         target: Arc::new(target),

@@ -1,0 +1,147 @@
+//! Attack families as data: a target lenient through a channel no single
+//! exemplar tried is caught by the generated variants.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flareproof::model::Status;
+use flareproof::target::{Limit, Target, TargetConfig};
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const WINDOW_S: u64 = 2;
+const ANONYMOUS: u64 = 3;
+const FREE: u64 = 5;
+
+/// A fixed-window limiter on `GET /api/ping`: users by their session
+/// cookie at the free limit, everyone else by address at the anonymous
+/// one. `lenient` names the channels it wrongly trusts: an `x-client-ip`
+/// header choosing the anonymous key, a `plan=admin` cookie lifting the
+/// limit. Neither is among the exemplars the checks sent before their
+/// payloads were generated.
+struct Limiter {
+    lenient: bool,
+    counts: Mutex<HashMap<(String, u64), u64>>,
+}
+
+fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    let header = request.headers.get("cookie")?.to_str().ok()?;
+    header
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+impl Respond for Limiter {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if self.lenient && cookie(request, "plan") == Some("admin") {
+            return ResponseTemplate::new(200).set_body_json(json!({ "pong": true }));
+        }
+        let (key, limit) = match cookie(request, "session_token") {
+            Some(token) => (format!("user:{token}"), FREE),
+            None => {
+                let spoofed = request
+                    .headers
+                    .get("x-client-ip")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|_| self.lenient);
+                (format!("ip:{}", spoofed.unwrap_or("local")), ANONYMOUS)
+            }
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let window_ms = WINDOW_S * 1000;
+        let index = now_ms / window_ms;
+        let count = {
+            let mut counts = self.counts.lock().unwrap();
+            let c = counts.entry((key, index)).or_insert(0);
+            *c += 1;
+            *c
+        };
+        if count > limit {
+            let remaining_ms = (index + 1) * window_ms - now_ms;
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", remaining_ms.div_ceil(1000).to_string())
+        } else {
+            ResponseTemplate::new(200).set_body_json(json!({ "pong": true }))
+        }
+    }
+}
+
+async fn stand_in(lenient: bool) -> MockServer {
+    let server = MockServer::start().await;
+    for (email, id) in [("a@example.test", "a"), ("b@example.test", "b")] {
+        Mock::given(method("POST"))
+            .and(path("/api/auth/sign-in/email"))
+            .and(body_partial_json(json!({ "email": email })))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header(
+                        "set-cookie",
+                        format!("session_token=tok-{id}; Path=/; HttpOnly; Secure; SameSite=Lax"),
+                    )
+                    .set_body_json(json!({ "user": { "id": id } })),
+            )
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/api/ping"))
+        .respond_with(Limiter {
+            lenient,
+            counts: Mutex::new(HashMap::new()),
+        })
+        .mount(&server)
+        .await;
+    server
+}
+
+fn target_for(server: &MockServer) -> Target {
+    let config = format!(
+        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
+         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
+         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
+        server.uri()
+    );
+    let mut target = TargetConfig::parse("stand-in.toml", &config)
+        .unwrap()
+        .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
+        .unwrap();
+    target.profile.window_s = WINDOW_S;
+    target.profile.limits.anonymous = Limit::Count(ANONYMOUS);
+    target.profile.limits.free = Limit::Count(FREE);
+    target
+}
+
+const CHECKS: [&str; 2] = [
+    "ratelimit.key-not-spoofable",
+    "ratelimit.tier-not-from-client",
+];
+
+/// A limiter keyed on `X-Client-IP` and lifted by a `plan=admin` cookie
+/// fails both checks, each naming the channel; the same limiter without
+/// them passes both (so the failures are about the channels).
+#[tokio::test]
+async fn generated_channels_catch_a_limiter_no_exemplar_tried() {
+    let lenient = stand_in(true).await;
+    let honest = stand_in(false).await;
+    let (lenient, honest) = tokio::join!(
+        crate::stand_in::run_on(target_for(&lenient), &CHECKS),
+        crate::stand_in::run_on(target_for(&honest), &CHECKS)
+    );
+    for result in &honest {
+        assert_eq!(result.status, Status::Pass, "{result:#?}");
+    }
+    let by_id = |id: &str| lenient.iter().find(|r| r.id.as_str() == id).unwrap();
+    let spoof = by_id("ratelimit.key-not-spoofable");
+    assert_eq!(spoof.status, Status::Fail, "{spoof:#?}");
+    assert!(spoof.summary.contains("x-client-ip"), "{}", spoof.summary);
+    let claim = by_id("ratelimit.tier-not-from-client");
+    assert_eq!(claim.status, Status::Fail, "{claim:#?}");
+    assert!(claim.summary.contains("plan=admin"), "{}", claim.summary);
+}
