@@ -174,4 +174,75 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, MultipartError::NotMultipart(_)));
     }
+
+    use proptest::prelude::*;
+
+    /// A module name the download can carry: no quote, CR or LF.
+    fn names() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_./-]{1,24}"
+    }
+
+    fn bundles() -> impl Strategy<Value = Bundle> {
+        proptest::collection::btree_map(
+            names(),
+            (
+                proptest::option::of(prop_oneof![
+                    Just("application/javascript+module"),
+                    Just("text/plain"),
+                    Just("application/wasm"),
+                ]),
+                proptest::collection::vec(any::<u8>(), 0..300),
+            ),
+            1..5,
+        )
+        .prop_map(|modules| {
+            let entry = modules.keys().next().cloned();
+            Bundle::new(
+                entry,
+                modules
+                    .into_iter()
+                    .map(|(name, (ct, bytes))| Module::new(name, ct, bytes))
+                    .collect(),
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the API sends, the parser answers (a bundle or an
+        /// error), never a panic.
+        #[test]
+        fn any_download_parses_or_is_an_error(
+            content_type in "\\PC{0,60}",
+            entry in proptest::option::of("\\PC{0,12}"),
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let _ = rt().block_on(parse(&content_type, entry.as_deref(), body.into()));
+        }
+
+        /// Every bundle round-trips; a truncated body is an error (or, cut
+        /// in the epilogue, the same bundle), never a partial bundle; a
+        /// flipped byte anywhere parses or fails without a panic.
+        #[test]
+        fn bundles_round_trip_and_truncation_is_never_partial(
+            bundle in bundles(),
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let (ct, body) = encode(&bundle);
+            let entry = bundle.main_module.clone();
+            let rt = rt();
+            let parsed = rt.block_on(parse(&ct, entry.as_deref(), body.clone().into())).unwrap();
+            prop_assert_eq!(&parsed, &bundle);
+            let at = cut.index(body.len());
+            if let Ok(partial) = rt.block_on(parse(&ct, entry.as_deref(), body[..at].to_vec().into())) {
+                prop_assert_eq!(partial, bundle, "a body cut at {} of {} parsed", at, body.len());
+            }
+            let mut damaged = body;
+            let at = flip.index(damaged.len());
+            damaged[at] ^= 0x01;
+            let _ = rt.block_on(parse(&ct, entry.as_deref(), damaged.into()));
+        }
+    }
 }

@@ -137,4 +137,38 @@ mod tests {
         );
         assert!(text.lines().all(|l| l.chars().count() < 120), "{text}");
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The first difference agrees with a byte-by-byte scan, and the
+        /// readable diff of any two byte strings (invalid UTF-8 cut at the
+        /// window's edges included) is produced without a panic.
+        #[test]
+        fn any_two_modules_diff_without_panic(
+            a in proptest::collection::vec(any::<u8>(), 0..9000),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            tail in proptest::collection::vec(any::<u8>(), 0..4),
+            subject in "\\PC{0,20}",
+        ) {
+            let mut b = a.clone();
+            for (i, byte) in edits {
+                if !b.is_empty() {
+                    let at = i.index(b.len());
+                    b[at] = byte;
+                }
+            }
+            b.extend(tail);
+            let naive = a.iter().zip(&b).position(|(x, y)| x != y)
+                .or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())));
+            prop_assert_eq!(first_difference(&a, &b), naive);
+            if let Some(at) = naive {
+                let text = readable_diff(&subject, &a, &b, at);
+                let want = format!("first difference at byte {at}");
+                prop_assert!(text.contains(&want));
+            }
+        }
+    }
 }
