@@ -92,9 +92,119 @@ pub const SIMPLE_BODIES: [SimpleBody; 3] = [
     },
 ];
 
+/// An `Authorization` a data-plane request may carry instead of the
+/// service key, and what it tries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrongKey {
+    pub what: &'static str,
+    /// `None`: no `Authorization` header.
+    pub authorization: Option<String>,
+    /// Derived from the key, so a secret like it.
+    pub derived: bool,
+}
+
+/// Shows what a variant tries, never the key it was derived from.
+impl std::fmt::Debug for WrongKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+/// Every credential short of the service key a lenient data plane might
+/// take: none, an empty Bearer, a wrong key of the same length, the key cut
+/// by one character and extended by one (a prefix comparison), the key with
+/// its last character changed and its case flipped (a loose comparison),
+/// and the strings a missing key turns into in JavaScript (`undefined`,
+/// `null`). Variants derived from the key are secrets too: the caller
+/// teaches them to the redactor.
+pub fn wrong_keys(key: &str, random: u64) -> Vec<WrongKey> {
+    let bearer = |what: &'static str, token: String| WrongKey {
+        what,
+        authorization: Some(format!("Bearer {token}")),
+        derived: true,
+    };
+    let fixed = |what: &'static str, authorization: Option<&str>| WrongKey {
+        what,
+        authorization: authorization.map(str::to_owned),
+        derived: false,
+    };
+    let mut out = vec![
+        fixed("no Authorization", None),
+        fixed("an empty Bearer", Some("Bearer")),
+        fixed("Bearer undefined", Some("Bearer undefined")),
+        fixed("Bearer null", Some("Bearer null")),
+    ];
+    let len = key.chars().count().max(1);
+    let wrong: String = format!("{random:016x}").chars().cycle().take(len).collect();
+    if wrong != key {
+        out.push(WrongKey {
+            derived: false,
+            ..bearer("a wrong key of the same length", wrong)
+        });
+    }
+    let mut chars: Vec<char> = key.chars().collect();
+    if chars.len() > 1 {
+        out.push(bearer(
+            "the key without its last character",
+            chars[..chars.len() - 1].iter().collect(),
+        ));
+    }
+    out.push(bearer("the key with one character more", format!("{key}x")));
+    if let Some(last) = chars.last_mut() {
+        *last = if *last == 'x' { 'y' } else { 'x' };
+        out.push(bearer(
+            "the key with its last character changed",
+            chars.iter().collect(),
+        ));
+    }
+    let flipped: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    if flipped != key {
+        out.push(bearer("the key with its case flipped", flipped));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrong_keys_are_never_the_key_and_never_show_it() {
+        for key in ["sk-live-Abc123", "x", "ALLCAPS0", "ß∂ƒ-unicode-key"] {
+            let all = wrong_keys(key, 0xfeed);
+            assert!(all.len() >= 6, "{key}: {all:?}");
+            for v in &all {
+                assert_ne!(
+                    v.authorization.as_deref(),
+                    Some(format!("Bearer {key}").as_str())
+                );
+                assert!(!format!("{v:?}").contains(key), "{v:?}");
+            }
+            assert!(all.iter().any(|v| v.authorization.is_none()));
+        }
+        let all = wrong_keys("sk-live-Abc123", 1);
+        let tokens: Vec<&str> = all
+            .iter()
+            .filter_map(|v| v.authorization.as_deref()?.strip_prefix("Bearer "))
+            .collect();
+        for want in [
+            "sk-live-Abc12",
+            "sk-live-Abc123x",
+            "sk-live-Abc12x",
+            "SK-LIVE-aBC123",
+        ] {
+            assert!(tokens.contains(&want), "{want}: {tokens:?}");
+        }
+    }
 
     #[test]
     fn origins_are_generated_from_the_trusted_one_and_never_equal_it() {

@@ -145,3 +145,84 @@ async fn generated_channels_catch_a_limiter_no_exemplar_tried() {
     assert_eq!(claim.status, Status::Fail, "{claim:#?}");
     assert!(claim.summary.contains("plan=admin"), "{}", claim.summary);
 }
+
+const SERVICE_KEY: &str = "sk-stand-in-0123456789abcdef";
+
+/// A data plane that takes `check` for the service key, beside sign-ins for
+/// A and B; the control query (the real key, scoped to A) answers A's rows.
+async fn data_plane(check: fn(Option<&str>) -> bool) -> MockServer {
+    struct Query(fn(Option<&str>) -> bool);
+    impl Respond for Query {
+        fn respond(&self, request: &Request) -> ResponseTemplate {
+            let auth = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if (self.0)(auth) {
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "rows": [{ "id": 1, "author_id": "a" }] }))
+            } else {
+                ResponseTemplate::new(401).set_body_json(json!({ "error": "MissingServiceKey" }))
+            }
+        }
+    }
+    let server = stand_in(false).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/query"))
+        .respond_with(Query(check))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn data_target(server: &MockServer) -> Target {
+    let config = format!(
+        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
+         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
+         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n\
+         [data]\nservice_key_env = \"KEY\"\n",
+        server.uri()
+    );
+    TargetConfig::parse("stand-in.toml", &config)
+        .unwrap()
+        .resolve("stand-in.toml", |name| {
+            Some(match name {
+                "KEY" => SERVICE_KEY.to_owned(),
+                _ => "not-a-real-password".to_owned(),
+            })
+        })
+        .unwrap()
+}
+
+/// Data planes that accept any Bearer, compare by prefix or loosely, each
+/// answering 401 without any Authorization (the one request the check sent
+/// before its variants were generated), fail scope.service-key-required;
+/// the exact comparison passes. The key appears in no result.
+#[tokio::test]
+async fn a_lenient_service_key_comparison_fails_service_key_required() {
+    const CHECK: &str = "scope.service-key-required";
+    let exact: fn(Option<&str>) -> bool = |a| a == Some(&format!("Bearer {SERVICE_KEY}"));
+    let any_bearer: fn(Option<&str>) -> bool = |a| a.is_some_and(|a| a.starts_with("Bearer"));
+    let prefix: fn(Option<&str>) -> bool = |a| {
+        a.and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|t| !t.is_empty() && SERVICE_KEY.starts_with(t))
+    };
+    let loose: fn(Option<&str>) -> bool =
+        |a| a.is_some_and(|a| a.eq_ignore_ascii_case(&format!("Bearer {SERVICE_KEY}")));
+    for (name, check, want) in [
+        ("exact", exact, Status::Pass),
+        ("any Bearer", any_bearer, Status::Fail),
+        ("prefix", prefix, Status::Fail),
+        ("case-insensitive", loose, Status::Fail),
+    ] {
+        let server = data_plane(check).await;
+        let result = &crate::stand_in::run_on(data_target(&server), &[CHECK]).await[0];
+        assert_eq!(result.status, want, "{name}: {result:#?}");
+        let shown = serde_json::to_string(result).unwrap();
+        assert!(!shown.contains(SERVICE_KEY), "{name}: the key leaked");
+        assert!(
+            !shown.contains(&SERVICE_KEY[..SERVICE_KEY.len() - 1]),
+            "{name}: the cut key leaked"
+        );
+    }
+}

@@ -79,23 +79,53 @@ pub(super) fn refused(observed: &Observed, status: u16, what: &str) -> Option<St
     }
 }
 
+/// Every credential short of the service key (none, an empty or wrong
+/// Bearer, the key one character short or long, loosely compared), each
+/// refused with 401 and no rows, beside the control that the key itself is
+/// accepted.
 pub(super) async fn without_credentials(
     ctx: &Ctx,
     a: &User,
     control: &Control,
 ) -> Result<Finding, Unobservable> {
-    let observed = ctx
-        .probe
-        .send(query_req(
-            ctx,
-            "query without any credential",
-            &scoped_body(&a.id),
-        ))
-        .await?;
+    let key = ctx
+        .target
+        .service_key
+        .as_ref()
+        .ok_or_else(|| Unobservable::new("the config has no `data.service_key_env`"))?;
+    let variants =
+        crate::checks::families::wrong_keys(key.expose(), crate::checks::identity::random_u64());
+    let sends = variants.iter().map(|variant| {
+        if variant.derived
+            && let Some(token) = variant
+                .authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+        {
+            ctx.probe.redactor().learn_str(token);
+        }
+        let label = format!("query with {}", variant.what);
+        let mut req = query_req(ctx, &label, &scoped_body(&a.id));
+        if let Some(auth) = &variant.authorization {
+            req = req.header("authorization", auth.clone());
+        }
+        async move { (label, ctx.probe.send(req).await) }
+    });
+    let mut problems = Vec::new();
+    let mut exchanges = Vec::new();
+    for (label, observed) in futures_util::future::join_all(sends).await {
+        let observed = observed?;
+        problems.extend(refused(&observed, 401, &label));
+        exchanges.push(observed.exchange);
+    }
+    exchanges.push(control.exchange.clone());
     Ok(verdict(
-        refused(&observed, 401, "a query without credentials"),
-        "a query without credentials was refused with 401 and no rows",
-        [&observed.exchange, &control.exchange],
+        (!problems.is_empty()).then(|| problems.join("; ")),
+        &format!(
+            "{} queries with a credential short of the service key (none, empty, wrong, one character short or long, loosely compared) were refused with 401 and no rows",
+            variants.len()
+        ),
+        &exchanges,
     ))
 }
 
