@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::probes::probe_until_done;
+use super::routes::{self, RouteProbes};
 use super::verdicts::count_finding;
 use crate::checks::{Ctx, Finding, Unobservable, sign_in, still_signed_in};
 use crate::model::{Evidence, Exchange, Timeline, TimelinePoint};
@@ -318,6 +319,8 @@ pub(super) struct TierOutcome {
     pub(super) claims: Probes,
     pub(super) spoofing: Probes,
     pub(super) per_identity: Probes,
+    /// Every other metered route and vantage (see [`super::routes`]).
+    pub(super) routes: RouteProbes,
     pub(super) other_runs: Vec<BucketRun>,
 }
 
@@ -378,6 +381,7 @@ pub(super) async fn measure_tier(
         claims: Probes::default(),
         spoofing: Probes::default(),
         per_identity: Probes::default(),
+        routes: RouteProbes::default(),
         other_runs: Vec::new(),
     };
     let Some(limit_n) = limit else {
@@ -385,6 +389,8 @@ pub(super) async fn measure_tier(
         return Ok(outcome);
     };
     let cap = limit_n * 2 + 10;
+    // Every other metered route, sent once before the bucket is spent.
+    let route_controls = routes::controls(suite, &mut run, &me).await?;
     let exhaust_started = Instant::now();
     let Some(refused) = suite.exhaust(&mut run, &me, cap).await? else {
         let span = exhaust_started.elapsed();
@@ -406,6 +412,8 @@ pub(super) async fn measure_tier(
         outcome.run = run;
         return Ok(outcome);
     };
+    outcome.routes.uncontrolled = route_controls.uncontrolled.clone();
+    outcome.routes.judged = route_controls.routes.len();
     match suite.await_reset(&mut run, &me, &refused).await? {
         None => {
             let last = run.hits.last().map(|h| h.observed.exchange.clone());
@@ -421,6 +429,16 @@ pub(super) async fn measure_tier(
                 Finding::error("the bucket never reset, so a whole window could not be counted")
                     .with_exchange(&refused.observed.exchange)
                     .with(timeline(tier, limit, suite.window, &run));
+            // No window turns over: the other routes are probed bracketed.
+            routes::probe(
+                suite,
+                &mut run,
+                &me,
+                &route_controls,
+                None,
+                &mut outcome.routes.probes,
+            )
+            .await?;
         }
         Some(reset) => {
             ctx.saw_turnover(reset.began_after);
@@ -429,6 +447,19 @@ pub(super) async fn measure_tier(
                 reset.first.observed.exchange.clone(),
             )));
             let count = suite.count(&mut run, &me, &reset, limit_n).await?;
+            // The counted window is spent (when the count saw a refusal):
+            // the other routes, inside it.
+            if count.within && count.refusal.is_some() {
+                routes::probe(
+                    suite,
+                    &mut run,
+                    &me,
+                    &route_controls,
+                    Some(reset.began_after + suite.window),
+                    &mut outcome.routes.probes,
+                )
+                .await?;
+            }
             outcome.count =
                 count_finding(suite.window, suite.tolerance, tier, limit_n, &reset, &count)
                     .with(timeline(tier, limit, suite.window, &run));

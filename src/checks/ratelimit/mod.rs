@@ -16,6 +16,7 @@ mod engine;
 mod header;
 mod payloads;
 mod probes;
+mod routes;
 mod verdicts;
 
 use std::sync::Arc;
@@ -82,6 +83,11 @@ pub const CHECKS: &[Check] = &[
         "ratelimit.window-resets",
         measures(EVERY_TIER),
         window_resets
+    ),
+    check!(
+        "ratelimit.every-metered-route",
+        measures(EVERY_TIER),
+        every_metered_route
     ),
 ];
 
@@ -216,4 +222,78 @@ async fn per_identity(ctx: Ctx) -> Observation {
             .map(|o| timelines(suite.window, o))
             .unwrap_or_default(),
     ))
+}
+
+/// Every metered route and vantage spends the one bucket of each tier the
+/// run measured.
+async fn every_metered_route(ctx: Ctx) -> Observation {
+    let outcomes = every_tier(&ctx).await;
+    let measured: Vec<&TierOutcome> = outcomes.iter().map(|o| o.as_ref()).collect();
+    if measured.is_empty() {
+        return Ok(Finding::error(
+            "no bucket could be measured, so no route could be probed",
+        ));
+    }
+    if let Some(blocked) = uncontrolled(&measured) {
+        return Ok(blocked);
+    }
+    if measured.iter().all(|o| o.routes.judged == 0) {
+        return Ok(Finding::error(format!(
+            "could not tell refusal from blocking: every other metered route already answered 429 before the bucket was spent ({})",
+            measured
+                .iter()
+                .flat_map(|o| o
+                    .routes
+                    .uncontrolled
+                    .iter()
+                    .map(move |r| format!("{}: {r}", o.tier)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let judged: Vec<&TierOutcome> = measured
+        .iter()
+        .copied()
+        .filter(|o| o.routes.judged > 0)
+        .collect();
+    let merged = routes_merged(&judged);
+    let routes = judged.iter().map(|o| o.routes.judged).max().unwrap_or(0);
+    let mut finding = probe_finding(
+        Some(&merged),
+        &format!(
+            "with each bucket exhausted on GET {}, every other metered route and vantage ({routes}) answered 429",
+            ctx.target.paths.ping
+        ),
+        Vec::new(),
+    );
+    let skipped: Vec<String> = measured
+        .iter()
+        .flat_map(|o| {
+            o.routes
+                .uncontrolled
+                .iter()
+                .map(move |r| format!("{}: {r}", o.tier))
+        })
+        .collect();
+    if !skipped.is_empty() {
+        finding = finding.with(crate::model::Evidence::note(format!(
+            "not judged (already 429 before the bucket was spent): {}",
+            skipped.join(", ")
+        )));
+    }
+    Ok(finding)
+}
+
+fn routes_merged(outcomes: &[&TierOutcome]) -> engine::Probes {
+    engine::Probes {
+        done: outcomes.iter().all(|o| o.routes.probes.done),
+        problems: outcomes
+            .iter()
+            .flat_map(|o| o.routes.probes.problems.clone())
+            .collect(),
+        evidence: outcomes
+            .iter()
+            .flat_map(|o| o.routes.probes.evidence.clone())
+            .collect(),
+    }
 }
