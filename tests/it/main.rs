@@ -2,6 +2,7 @@
 
 mod cli;
 mod conform;
+mod echo;
 mod fixture;
 mod hostile;
 mod probe;

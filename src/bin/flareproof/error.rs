@@ -63,6 +63,10 @@ pub enum ExpectedError {
     /// A report could not be written (the message names the path).
     #[error(transparent)]
     Write(#[from] std::io::Error),
+    /// A report or attestation could not be scrubbed of the run's secrets:
+    /// nothing is written.
+    #[error(transparent)]
+    Scrub(#[from] flareproof::probe::ScrubError),
 }
 
 impl ExpectedError {
@@ -143,11 +147,15 @@ pub struct Evidence<'a> {
     pub text: &'a str,
 }
 
-/// [`write_error`] to stderr (best effort: stderr is where we would report
-/// that it failed).
+/// [`write_error`] to stderr, scrubbed of every secret the run knows and
+/// of URL userinfo and bearer credentials (an error chain quotes URLs and
+/// what the target or the API answered). Best effort: stderr is where we
+/// would report that it failed.
 pub fn eprint_error(error: &dyn Error, evidence: &[Evidence], hint: Option<&str>) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = write_error(&mut stderr, error, evidence, hint);
+    let mut text = Vec::new();
+    let _ = write_error(&mut text, error, evidence, hint);
+    let text = crate::scrub::text(&String::from_utf8_lossy(&text));
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// `error:`, a `caused by:` line per source, the evidence, then the hint.
