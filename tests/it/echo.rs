@@ -2,9 +2,11 @@
 //! every secret it received (the passwords of the sign-in bodies, the
 //! session tokens it issued and saw in `Cookie`, the service key of
 //! `Authorization`) back in response headers, bodies and a redirect
-//! `Location`, raw, percent-, base64- and JSON-escaped. No output of the
-//! binary (every report format, stdout, stderr) may hold any of them in any
-//! of those encodings.
+//! `Location`, raw, percent-, base64- and JSON-escaped; its Cloudflare API
+//! stand-in refuses the API token and quotes it, in the same forms, in its
+//! error details. No output of `conform` or `audit` (every report format,
+//! the attestation, stdout, stderr) may hold any of them in any of those
+//! encodings.
 //!
 //! Not covered by the assertions (nor by the redactor): encodings nested in
 //! one another (base64 of a percent-encoded secret, percent of percent),
@@ -29,6 +31,7 @@ const PASSWORDS: [(&str, &str); 4] = [
     ("admin", "Adm in/pa+ss?wörd#canary-4"),
 ];
 const SERVICE_KEY: &str = "sk_echo/Canary+Key=5 svc-ünïcode";
+const API_TOKEN: &str = "cf-echo/Token+canary=6 api-tökén";
 
 /// The secrets the target saw and issued; the test asserts on all of them.
 #[derive(Default)]
@@ -235,7 +238,16 @@ async fn answer(mut stream: TcpStream, seen: Arc<Mutex<Seen>>) {
         .collect();
     // A text body that JSON parsing cannot normalise: each form verbatim.
     let text: String = echoes.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
-    let (status, content_type, body) = if signing_in {
+    let (status, content_type, body) = if req.path.starts_with("/client/v4/") {
+        // The Cloudflare API stand-in refuses the token and quotes it, in
+        // every form, in its error messages.
+        let errors: Vec<serde_json::Value> = echoes
+            .iter()
+            .map(|(k, v)| serde_json::json!({ "code": 10000, "message": format!("{k}: {v}") }))
+            .collect();
+        let body = serde_json::json!({ "success": false, "errors": errors, "messages": [] });
+        ("403 Forbidden", "application/json", body.to_string())
+    } else if signing_in {
         let body = serde_json::json!({
             "user": { "id": format!("u-{}", seen.lock().unwrap().issued.len()) },
             "echo": echo_json,
@@ -365,7 +377,7 @@ fn leaks(outputs: &[(String, String)], secrets: &[String]) -> BTreeSet<String> {
     found
 }
 
-fn config(port: u16, dir: &std::path::Path) -> std::path::PathBuf {
+fn config(port: u16, dir: &std::path::Path, audit: bool) -> std::path::PathBuf {
     let mut config = format!(
         "[target]\nbase_url = \"http://127.0.0.1:{port}\"\norigin = \"https://app.echo.test\"\n\
          [profile]\nwindow_s = 2\nrevocation_bound_s = 1\n\
@@ -378,20 +390,36 @@ fn config(port: u16, dir: &std::path::Path) -> std::path::PathBuf {
             role.to_uppercase()
         ));
     }
+    if audit {
+        // A recipe that builds one module without Node.js; the API it reads
+        // the deployment from is the echo target's stand-in.
+        let source = dir.join("src");
+        std::fs::create_dir_all(&source).unwrap();
+        config.push_str(&format!(
+            "[verify]\nsource = \"{}\"\n\
+             recipe = [\"sh\", \"-c\", \"printf 'export default {{}}' > {{out}}/worker.js\"]\n\
+             script = \"flarelink-auth\"\n\
+             api_base = \"http://127.0.0.1:{port}/client/v4\"\n\
+             api_token_env = \"FP_ECHO_CF_TOKEN\"\naccount_id_env = \"FP_ECHO_CF_ACCOUNT\"\n",
+            source.display()
+        ));
+    }
     let path = dir.join("echo.toml");
     std::fs::write(&path, config).unwrap();
     path
 }
 
-#[test]
-fn no_output_holds_a_secret_the_target_echoes_in_any_encoding() {
+/// Runs `command` (`conform` or `audit`) against a fresh echo target with
+/// every report format; asserts that no output holds a secret.
+fn run_against_the_echo_target(command: &str) {
+    let audit = command == "audit";
     let seen = Arc::new(Mutex::new(Seen::default()));
     let port = start(seen.clone());
     let dir = tempfile::tempdir().unwrap();
-    let config = config(port, dir.path());
+    let config = config(port, dir.path(), audit);
     let out_dir = dir.path().join("out");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flareproof"));
-    cmd.args(["conform", "--config"])
+    cmd.args([command, "--config"])
         .arg(&config)
         .arg("--out")
         .arg(&out_dir)
@@ -406,7 +434,9 @@ fn no_output_holds_a_secret_the_target_echoes_in_any_encoding() {
     for format in ["json", "junit", "sarif", "markdown", "html"] {
         cmd.args(["--format", format]);
     }
-    cmd.env("FP_ECHO_SERVICE_KEY", SERVICE_KEY);
+    cmd.env("FP_ECHO_SERVICE_KEY", SERVICE_KEY)
+        .env("FP_ECHO_CF_TOKEN", API_TOKEN)
+        .env("FP_ECHO_CF_ACCOUNT", "0123456789abcdef0123456789abcdef");
     for (role, password) in PASSWORDS {
         cmd.env(
             format!("FP_ECHO_{}_PASSWORD", role.to_uppercase()),
@@ -425,13 +455,17 @@ fn no_output_holds_a_secret_the_target_echoes_in_any_encoding() {
         ),
         ("stderr".to_owned(), stderr.clone()),
     ];
-    for file in [
+    let mut files = vec![
         "report.json",
         "junit.xml",
         "report.sarif",
         "summary.md",
         "report.html",
-    ] {
+    ];
+    if audit {
+        files.push("attestation.json");
+    }
+    for file in files {
         let text = std::fs::read_to_string(out_dir.join(file))
             .unwrap_or_else(|e| panic!("{file}: {e}; stderr: {stderr}"));
         outputs.push((file.to_owned(), text));
@@ -445,17 +479,35 @@ fn no_output_holds_a_secret_the_target_echoes_in_any_encoding() {
     );
     let mut secrets: Vec<String> = PASSWORDS.iter().map(|(_, p)| p.to_string()).collect();
     secrets.push(SERVICE_KEY.to_owned());
+    secrets.push(API_TOKEN.to_owned());
     secrets.extend(issued);
     // The report did record the echoing exchanges: the redaction is what
     // keeps the secrets out, not the lack of evidence.
     let report = &outputs[2].1;
     assert!(report.contains("x-echo-0-b64url-in-2"), "no echo recorded");
+    if audit {
+        // The API's refusal, quoting the token, was read and printed.
+        assert!(stderr.contains("HTTP 403"), "{stderr}");
+        assert!(stderr.contains("x-echo-0-b64url-in-2"), "{stderr}");
+    }
 
     let leaks = leaks(&outputs, &secrets);
     assert!(
         leaks.is_empty(),
-        "{} leak(s):\n{}",
+        "{command}: {} leak(s):\n{}",
         leaks.len(),
         leaks.iter().cloned().collect::<Vec<_>>().join("\n")
     );
+}
+
+#[test]
+fn no_conform_output_holds_a_secret_the_target_echoes_in_any_encoding() {
+    run_against_the_echo_target("conform");
+}
+
+/// `audit` adds the attestation, and the API token, which the API stand-in
+/// quotes in its error details (printed on stderr).
+#[test]
+fn no_audit_output_holds_a_secret_the_target_or_the_api_echoes() {
+    run_against_the_echo_target("audit");
 }
