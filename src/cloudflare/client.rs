@@ -406,4 +406,46 @@ mod tests {
         h.insert(RETRY_AFTER, "2015-10-21T07:28:05Z".parse().unwrap());
         assert_eq!(retry_after_at(&h, now), None);
     }
+
+    #[tokio::test]
+    async fn api_error_details_do_not_echo_the_token() {
+        use base64::Engine as _;
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        let token = "cf-detail-token/Qm38+vXz1LpR7";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(token);
+        let server = MockServer::start().await;
+        let errors = serde_json::json!({
+            "success": false,
+            "errors": [
+                { "code": 10000, "message": format!("bad token {token}") },
+                { "code": 10001, "message": format!("as sent: Bearer {b64}") },
+            ],
+        });
+        for status in [403, 400] {
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(status).set_body_json(&errors))
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+            let client = Client::new(
+                &server.uri().parse().unwrap(),
+                Credentials {
+                    account_id: "acc".to_owned(),
+                    token: Secret::new(token.to_owned()),
+                },
+                RetryPolicy::default(),
+            )
+            .unwrap();
+            let error = client
+                .get("read", &client.account_url("x"), "application/json")
+                .await
+                .unwrap_err();
+            let text = crate::error_chain(&error);
+            assert_eq!(error.status(), Some(status));
+            assert!(text.contains("bad token [redacted]"), "{text}");
+            assert!(!text.contains(token) && !text.contains(&b64), "{text}");
+            let transcript = format!("{:?}", client.transcript());
+            assert!(!transcript.contains(token) && !transcript.contains(&b64));
+        }
+    }
 }

@@ -32,11 +32,16 @@ const PASSWORDS: [(&str, &str); 4] = [
 ];
 const SERVICE_KEY: &str = "sk_echo/Canary+Key=5 svc-ünïcode";
 const API_TOKEN: &str = "cf-echo/Token+canary=6 api-tökén";
+/// The userinfo of the target's `base_url` (sent as HTTP Basic).
+const URL_USER: &str = "echo-user";
+const URL_PASSWORD: &str = "url/Pass+word=7 ü-canary";
 
 /// The secrets the target saw and issued; the test asserts on all of them.
 #[derive(Default)]
 struct Seen {
     issued: Vec<String>,
+    /// Requests that carried `Authorization: Basic` (the URL's userinfo).
+    basic: usize,
 }
 
 /// `%XX` for every byte but RFC 3986 unreserved ones.
@@ -213,6 +218,13 @@ async fn answer(mut stream: TcpStream, seen: Arc<Mutex<Seen>>) {
         return;
     };
     let mut secrets = secrets_in(&req);
+    if req
+        .headers
+        .iter()
+        .any(|(n, v)| n == "authorization" && v.starts_with("Basic "))
+    {
+        seen.lock().unwrap().basic += 1;
+    }
     let signing_in = req.path.ends_with("/sign-in/email") || req.path.ends_with("/sign-up/email");
     let mut set_cookie = None;
     if signing_in {
@@ -379,10 +391,11 @@ fn leaks(outputs: &[(String, String)], secrets: &[String]) -> BTreeSet<String> {
 
 fn config(port: u16, dir: &std::path::Path, audit: bool) -> std::path::PathBuf {
     let mut config = format!(
-        "[target]\nbase_url = \"http://127.0.0.1:{port}\"\norigin = \"https://app.echo.test\"\n\
+        "[target]\nbase_url = \"http://{URL_USER}:{}@127.0.0.1:{port}\"\norigin = \"https://app.echo.test\"\n\
          [profile]\nwindow_s = 2\nrevocation_bound_s = 1\n\
          [data]\nservice_key_env = \"FP_ECHO_SERVICE_KEY\"\n\
-         [budget]\nmax_requests = 400\nmax_rps = 50\n"
+         [budget]\nmax_requests = 400\nmax_rps = 50\n",
+        pct(URL_PASSWORD, false)
     );
     for (role, _) in PASSWORDS {
         config.push_str(&format!(
@@ -473,6 +486,10 @@ fn run_against_the_echo_target(command: &str) {
 
     let issued = seen.lock().unwrap().issued.clone();
     assert!(
+        seen.lock().unwrap().basic > 0,
+        "the target never saw the URL's userinfo as HTTP Basic"
+    );
+    assert!(
         issued.len() >= 2,
         "the target issued {} session(s): the run did not get far enough to test redaction",
         issued.len()
@@ -480,6 +497,10 @@ fn run_against_the_echo_target(command: &str) {
     let mut secrets: Vec<String> = PASSWORDS.iter().map(|(_, p)| p.to_string()).collect();
     secrets.push(SERVICE_KEY.to_owned());
     secrets.push(API_TOKEN.to_owned());
+    let pair = format!("{URL_USER}:{URL_PASSWORD}");
+    secrets.push(URL_PASSWORD.to_owned());
+    secrets.push(STANDARD.encode(&pair));
+    secrets.push(pair);
     secrets.extend(issued);
     // The report did record the echoing exchanges: the redaction is what
     // keeps the secrets out, not the lack of evidence.

@@ -152,10 +152,15 @@ pub struct Evidence<'a> {
 /// what the target or the API answered). Best effort: stderr is where we
 /// would report that it failed.
 pub fn eprint_error(error: &dyn Error, evidence: &[Evidence], hint: Option<&str>) {
+    let text = scrubbed_error(error, evidence, hint);
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// What [`eprint_error`] prints.
+fn scrubbed_error(error: &dyn Error, evidence: &[Evidence], hint: Option<&str>) -> String {
     let mut text = Vec::new();
     let _ = write_error(&mut text, error, evidence, hint);
-    let text = crate::scrub::text(&String::from_utf8_lossy(&text));
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    crate::scrub::text(&String::from_utf8_lossy(&text))
 }
 
 /// `error:`, a `caused by:` line per source, the evidence, then the hint.
@@ -288,6 +293,25 @@ mod tests {
         assert!(
             account.contains("`CF_ACCOUNT`") && account.contains("--account-id-env"),
             "{account}"
+        );
+    }
+
+    #[test]
+    fn a_printed_error_chain_is_scrubbed() {
+        crate::scrub::learn(&flareproof::model::Secret::new(
+            "chain-canary-password".to_owned(),
+        ));
+        let error = ExpectedError::Config(TargetError::Read {
+            path: "https://ops:hunter2@config.test/flareproof.toml".to_owned(),
+            source: std::io::Error::other(
+                "the server said: chain-canary-password is wrong; Bearer abcdefghijklmnopqrstuvwxyz",
+            ),
+        });
+        let text = scrubbed_error(&error, &[], None);
+        assert_eq!(
+            text,
+            "error: read config `https://[redacted]@config.test/flareproof.toml`\n\
+             \x20 caused by: the server said: [redacted] is wrong; Bearer [redacted]\n"
         );
     }
 }

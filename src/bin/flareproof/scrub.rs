@@ -22,7 +22,8 @@ pub fn learn(secret: &Secret) {
     REDACTOR.learn(secret);
 }
 
-/// The secrets of a resolved target config.
+/// The secrets of a resolved target config, the userinfo of its URLs
+/// included.
 pub fn learn_target(target: &Target) {
     for account in target.accounts.values() {
         learn(&account.password);
@@ -30,6 +31,31 @@ pub fn learn_target(target: &Target) {
     if let Some(key) = &target.service_key {
         learn(key);
     }
+    for url in target.vantages.iter().chain([&target.base_url]) {
+        learn_userinfo(url);
+    }
+}
+
+/// A URL's password, and the `user:password` pair as HTTP Basic sends it
+/// (which a target may echo): a redactor learns both, and the
+/// `Authorization: Basic` value they make.
+pub fn learn_userinfo(url: &url::Url) {
+    use base64::Engine as _;
+    let Some(password) = url.password() else {
+        return;
+    };
+    let (user, password) = (percent_decode(url.username()), percent_decode(password));
+    let pair = format!("{user}:{password}");
+    REDACTOR.learn_str(&password);
+    REDACTOR.learn_str(&base64::engine::general_purpose::STANDARD.encode(&pair));
+    REDACTOR.learn_str(&pair);
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_owned())
 }
 
 /// Everything a run's own redactor learned (the session tokens).

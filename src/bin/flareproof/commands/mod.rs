@@ -96,6 +96,7 @@ fn credentials(config: &Path, target: &VerifyTarget) -> Result<Credentials, Expe
         .credentials(&config.display().to_string(), |var| std::env::var(var).ok())
         .map_err(ExpectedError::Credentials)?;
     crate::scrub::learn(&credentials.token);
+    crate::scrub::learn_userinfo(&target.api_base);
     Ok(credentials)
 }
 
