@@ -405,7 +405,7 @@ fn escape_non_ascii(s: &str, upper: bool) -> String {
 /// Masks credentials in text whoever's they are: the userinfo of a URL
 /// (`https://user:pass@host/` becomes `https://[redacted]@host/`, also
 /// inside longer text) and the credential after `Bearer ` or `Basic `
-/// (16 characters or more: shorter words are prose).
+/// (one that looks like a credential: see [`looks_like_credential`]).
 pub fn mask_credentials(text: &str) -> String {
     mask_schemes(&mask_userinfo(text))
 }
@@ -437,6 +437,16 @@ fn mask_userinfo(text: &str) -> String {
     out
 }
 
+/// A credential, not a word of prose: long, and with a digit, a symbol
+/// of base64 or a JWT, or mixed case (`authentication-required` is prose).
+fn looks_like_credential(word: &str) -> bool {
+    let has = |f: fn(&u8) -> bool| word.as_bytes().iter().any(f);
+    word.len() >= MIN_SCHEME_CREDENTIAL_LEN
+        && (has(u8::is_ascii_digit)
+            || has(|b| b"+/=_.~".contains(b))
+            || (has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase)))
+}
+
 fn mask_schemes(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
@@ -457,7 +467,7 @@ fn mask_schemes(text: &str) -> String {
             .bytes()
             .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b))
             .count();
-        if standalone && token_len >= MIN_SCHEME_CREDENTIAL_LEN {
+        if standalone && looks_like_credential(&text[credential..credential + token_len]) {
             out.push_str(&text[at..credential]);
             out.push_str(REDACTED);
             at = credential + token_len;
@@ -649,6 +659,12 @@ mod tests {
         assert_eq!(
             mask_credentials("Bearer [redacted]; a bearer token"),
             "Bearer [redacted]; a bearer token"
+        );
+        let prose = "Basic authentication-is-required; a bearer-credential-that-is-prose";
+        assert_eq!(mask_credentials(prose), prose);
+        assert_eq!(
+            mask_credentials("bearer AbcdefghijklmnopQrstuvwxyz"),
+            "bearer [redacted]"
         );
     }
 
