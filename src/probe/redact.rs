@@ -21,7 +21,7 @@
 //! percent-encoded form, percent of percent), hex and other encodings; the
 //! first and last one or two base64 characters of an embedded secret (they
 //! mix in the neighbouring bytes and carry a few bits of it); and the
-//! embedded base64 of a secret shorter than 9 bytes, whose inner parts are
+//! embedded base64 of a secret shorter than 8 bytes, whose inner parts are
 //! too short to match without mangling ordinary text.
 //!
 //! [`mask_credentials`] is the static layer for text the binary prints: URL

@@ -10,7 +10,7 @@
 //!
 //! Not covered by the assertions (nor by the redactor): encodings nested in
 //! one another (base64 of a percent-encoded secret, percent of percent),
-//! hex, and base64 of a secret shorter than 9 bytes embedded in a longer
+//! hex, and base64 of a secret shorter than 8 bytes embedded in a longer
 //! base64 string.
 
 use std::collections::BTreeSet;
