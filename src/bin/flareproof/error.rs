@@ -304,7 +304,7 @@ mod tests {
         let error = ExpectedError::Config(TargetError::Read {
             path: "https://ops:hunter2@config.test/flareproof.toml".to_owned(),
             source: std::io::Error::other(
-                "the server said: chain-canary-password is wrong; Bearer abcdefghijklmnopqrstuvwxyz",
+                "the server said: chain-canary-password is wrong; Bearer abcdefghijklmnop0123456789",
             ),
         });
         let text = scrubbed_error(&error, &[], None);
