@@ -11,6 +11,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 
 use crate::model::{Exchange, Header, HttpRequest, HttpResponse, Secret};
+use crate::probe::Redactor;
 
 use super::envelope::{Envelope, describe, errors_of};
 use super::error::ApiError;
@@ -63,6 +64,9 @@ struct Inner {
     retry: RetryPolicy,
     started: Instant,
     transcript: Mutex<Vec<Exchange>>,
+    /// Knows the token, in every encoding an API might echo it in: error
+    /// details and the transcript pass through it.
+    redactor: Redactor,
 }
 
 /// Cheap to clone; clones share the transcript.
@@ -97,6 +101,8 @@ impl Client {
                 url: base.clone(),
                 source,
             })?;
+        let redactor = Redactor::new();
+        redactor.learn(&credentials.token);
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -105,6 +111,7 @@ impl Client {
                 retry,
                 started: Instant::now(),
                 transcript: Mutex::new(Vec::new()),
+                redactor,
             }),
         })
     }
@@ -151,7 +158,7 @@ impl Client {
         if !envelope.success {
             return Err(ApiError::Envelope {
                 url: url.to_owned(),
-                detail: describe(&envelope.errors),
+                detail: self.detail(&envelope.errors),
             });
         }
         envelope.result.ok_or_else(|| ApiError::Shape {
@@ -245,7 +252,7 @@ impl Client {
                     return Err(ApiError::Unauthorized {
                         url: url.to_owned(),
                         status,
-                        detail: describe(&errors_of(&body)),
+                        detail: self.detail(&errors_of(&body)),
                     });
                 }
                 429 | 500..=599 if !last => {
@@ -264,12 +271,17 @@ impl Client {
                         url: url.to_owned(),
                         status,
                         attempts: attempt,
-                        detail: describe(&errors_of(&body)),
+                        detail: self.detail(&errors_of(&body)),
                     });
                 }
             }
         }
         unreachable!("the last attempt always returns")
+    }
+
+    /// The API's error messages, which may echo the token: scrubbed.
+    fn detail(&self, errors: &[super::envelope::ApiMessage]) -> String {
+        self.inner.redactor.scrub(&describe(errors))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -283,14 +295,7 @@ impl Client {
         response: Option<(u16, &HeaderMap, &[u8])>,
         error: Option<&reqwest::Error>,
     ) {
-        let token = self.inner.credentials.token.expose();
-        let scrub = |s: String| {
-            if token.is_empty() {
-                s
-            } else {
-                s.replace(token, "[redacted]")
-            }
-        };
+        let scrub = |s: String| self.inner.redactor.scrub(&s);
         let response = response.map(|(status, headers, body)| {
             let kept = KEPT_HEADERS
                 .iter()
@@ -400,5 +405,47 @@ mod tests {
         // Not a date in the IMF-fixdate (or obsolete) forms.
         h.insert(RETRY_AFTER, "2015-10-21T07:28:05Z".parse().unwrap());
         assert_eq!(retry_after_at(&h, now), None);
+    }
+
+    #[tokio::test]
+    async fn api_error_details_do_not_echo_the_token() {
+        use base64::Engine as _;
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+        let token = "cf-detail-token/Qm38+vXz1LpR7";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(token);
+        let server = MockServer::start().await;
+        let errors = serde_json::json!({
+            "success": false,
+            "errors": [
+                { "code": 10000, "message": format!("bad token {token}") },
+                { "code": 10001, "message": format!("as sent: Bearer {b64}") },
+            ],
+        });
+        for status in [403, 400] {
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(status).set_body_json(&errors))
+                .up_to_n_times(1)
+                .mount(&server)
+                .await;
+            let client = Client::new(
+                &server.uri().parse().unwrap(),
+                Credentials {
+                    account_id: "acc".to_owned(),
+                    token: Secret::new(token.to_owned()),
+                },
+                RetryPolicy::default(),
+            )
+            .unwrap();
+            let error = client
+                .get("read", &client.account_url("x"), "application/json")
+                .await
+                .unwrap_err();
+            let text = crate::error_chain(&error);
+            assert_eq!(error.status(), Some(status));
+            assert!(text.contains("bad token [redacted]"), "{text}");
+            assert!(!text.contains(token) && !text.contains(&b64), "{text}");
+            let transcript = format!("{:?}", client.transcript());
+            assert!(!transcript.contains(token) && !transcript.contains(&b64));
+        }
     }
 }

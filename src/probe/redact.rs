@@ -4,9 +4,34 @@
 //! `cookie`, the value of each `set-cookie`); JSON bodies have the values of
 //! secret-looking keys masked; and every secret the run knows (passwords, the
 //! service key, each session token it has seen) is replaced wherever it
-//! still appears.
+//! still appears, in every encoding a target may echo it in:
+//!
+//! - raw, and percent-decoded when it was learned encoded;
+//! - percent-encoded: every byte but the RFC 3986 unreserved ones, or as
+//!   `encodeURIComponent` leaves `!'()*`, or as a form (space as `+`), each
+//!   with upper- or lower-case hex;
+//! - base64, standard and URL-safe, padded and not; and, for a secret
+//!   encoded inside a longer value, whose encoding depends on where it
+//!   starts modulo 3, the stable inner part of each of the three alignments
+//!   (the characters only the secret's whole 3-byte groups decide);
+//! - JSON-escaped, as `serde_json` and `JSON.stringify` write it, with `/`
+//!   as `\/` or not, non-ASCII raw or as `\u` escapes (either case).
+//!
+//! Not covered: encodings nested in one another (base64 of the
+//! percent-encoded form, percent of percent), hex and other encodings; the
+//! first and last one or two base64 characters of an embedded secret (they
+//! mix in the neighbouring bytes and carry a few bits of it); and the
+//! embedded base64 of a secret shorter than 8 bytes, whose inner parts are
+//! too short to match without mangling ordinary text.
+//!
+//! [`mask_credentials`] is the static layer for text the binary prints: URL
+//! userinfo and `Bearer`/`Basic` credentials, whoever's they are.
 
 use std::sync::RwLock;
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
 use crate::model::Secret;
 
@@ -15,6 +40,15 @@ pub const REDACTED: &str = "[redacted]";
 /// Shortest string we treat as a learnable secret; shorter values would
 /// make redaction mangle ordinary text.
 const MIN_SECRET_LEN: usize = 6;
+
+/// Shortest encoded form of a secret we replace: an encoding (the inner
+/// part of an embedded base64 above all) shorter than this would match
+/// ordinary text.
+const MIN_ENCODED_LEN: usize = 8;
+
+/// Shortest word after `Bearer `/`Basic ` masked by [`mask_credentials`]:
+/// credentials are long, and prose ("a bearer credential") must survive.
+const MIN_SCHEME_CREDENTIAL_LEN: usize = 16;
 
 /// Keys whose JSON values are always masked.
 fn is_secret_key(key: &str) -> bool {
@@ -38,15 +72,25 @@ fn is_secret_key(key: &str) -> bool {
 pub struct ScrubError(#[source] serde_json::Error);
 
 #[derive(Default)]
+struct Known {
+    /// The secrets as learned (after percent-decoding and token splitting).
+    secrets: Vec<String>,
+    /// Every form of every secret.
+    forms: Vec<String>,
+    /// Finds every form; `None` while nothing is known.
+    matcher: Option<AhoCorasick>,
+}
+
+#[derive(Default)]
 pub struct Redactor {
-    known: RwLock<Vec<String>>,
+    known: RwLock<Known>,
 }
 
 /// Says how many secrets it knows, never which: a `{:?}` of a probe, a
 /// check's context or anything holding them prints no secret.
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let known = self.known.read().map_or(0, |k| k.len());
+        let known = self.known.read().map_or(0, |k| k.secrets.len());
         f.debug_struct("Redactor")
             .field("known_secrets", &known)
             .finish()
@@ -75,26 +119,92 @@ impl Redactor {
                 variants.push(token.to_owned());
             }
         }
+        variants.retain(|v| v.len() >= MIN_SECRET_LEN);
         let mut known = self.known.write().expect("redactor poisoned");
+        let mut added = false;
         for v in variants {
-            if v.len() >= MIN_SECRET_LEN && !known.contains(&v) {
-                known.push(v);
+            if known.secrets.contains(&v) {
+                continue;
             }
+            for form in encodings(&v) {
+                if !known.forms.contains(&form) {
+                    known.forms.push(form);
+                }
+            }
+            known.secrets.push(v);
+            added = true;
         }
-        // Longest first, so a secret containing another is replaced whole.
-        known.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        if added {
+            // Patterns are plain strings: building cannot fail short of a
+            // size limit, and then every form is still replaced one by one.
+            known.matcher = AhoCorasick::new(&known.forms).ok();
+        }
     }
 
-    /// Replaces every known secret in `text`.
+    /// Everything `other` knows, known here too.
+    pub fn absorb(&self, other: &Redactor) {
+        let secrets = other
+            .known
+            .read()
+            .expect("redactor poisoned")
+            .secrets
+            .clone();
+        for s in secrets {
+            self.learn_str(&s);
+        }
+    }
+
+    /// Replaces every known secret, in every form, in `text`: each stretch
+    /// covered by one or more (possibly overlapping) occurrences becomes one
+    /// `[redacted]`.
     pub fn scrub(&self, text: &str) -> String {
         let known = self.known.read().expect("redactor poisoned");
-        let mut out = text.to_owned();
-        for secret in known.iter() {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
+        if known.forms.is_empty() {
+            return text.to_owned();
         }
+        let mut spans: Vec<(usize, usize)> = match &known.matcher {
+            Some(matcher) => matcher
+                .find_overlapping_iter(text)
+                .map(|m| (m.start(), m.end()))
+                .collect(),
+            None => known
+                .forms
+                .iter()
+                .flat_map(|f| {
+                    text.match_indices(f.as_str())
+                        .map(|(at, _)| (at, at + f.len()))
+                })
+                .collect(),
+        };
+        if spans.is_empty() {
+            return text.to_owned();
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let mut spans = spans.into_iter().peekable();
+        while let Some((start, mut end)) = spans.next() {
+            while let Some(&(s, e)) = spans.peek() {
+                if s > end {
+                    break;
+                }
+                end = end.max(e);
+                spans.next();
+            }
+            // Patterns and text are UTF-8: a match starts and ends on a
+            // character boundary.
+            out.push_str(&text[at..start]);
+            out.push_str(REDACTED);
+            at = end;
+        }
+        out.push_str(&text[at..]);
         out
+    }
+
+    /// [`Redactor::scrub`], then [`mask_credentials`]: for text the binary
+    /// prints.
+    pub fn scrub_printed(&self, text: &str) -> String {
+        mask_credentials(&self.scrub(text))
     }
 
     /// `value` with every known secret replaced in every string it holds
@@ -105,17 +215,27 @@ impl Redactor {
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        fn walk(redactor: &Redactor, value: &mut serde_json::Value) {
-            match value {
-                serde_json::Value::String(s) => *s = redactor.scrub(s),
-                serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(redactor, v)),
-                serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(redactor, v)),
-                _ => {}
-            }
+        map_strings(value, |s| self.scrub(s))
+    }
+
+    /// [`Redactor::scrub_all`] with [`Redactor::scrub_printed`]: a report
+    /// the binary writes.
+    pub fn scrub_all_printed<T>(&self, value: &T) -> Result<T, ScrubError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        map_strings(value, |s| self.scrub_printed(s))
+    }
+
+    /// A JSON document's text with every known secret and credential
+    /// replaced, its bytes otherwise as they were (key order included). It
+    /// fails closed: a replacement that broke the document is an error.
+    pub fn scrub_json_text(&self, text: &str) -> Result<String, ScrubError> {
+        let scrubbed = self.scrub_printed(text);
+        if scrubbed != text {
+            serde_json::from_str::<serde::de::IgnoredAny>(&scrubbed).map_err(ScrubError)?;
         }
-        let mut json = serde_json::to_value(value).map_err(ScrubError)?;
-        walk(self, &mut json);
-        serde_json::from_value(json).map_err(ScrubError)
+        Ok(scrubbed)
     }
 
     /// Masks a request header's value if the header carries a credential.
@@ -167,6 +287,195 @@ impl Redactor {
             Err(_) => self.scrub(text),
         }
     }
+}
+
+/// `value` with `f` applied to every string it holds, through JSON; a
+/// value that does not survive the round trip is an error.
+fn map_strings<T>(value: &T, f: impl Fn(&str) -> String) -> Result<T, ScrubError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    fn walk(f: &dyn Fn(&str) -> String, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => *s = f(s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(f, v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(f, v)),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(value).map_err(ScrubError)?;
+    walk(&f, &mut json);
+    serde_json::from_value(json).map_err(ScrubError)
+}
+
+/// Every form of `secret` a target may echo it in (see the module docs),
+/// the secret itself first.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    let mut add = |form: String| {
+        if form.len() >= MIN_ENCODED_LEN && !forms.contains(&form) {
+            forms.push(form);
+        }
+    };
+    // Percent-encoded.
+    for keep in [&b"-._~"[..], b"-._~!'()*"] {
+        for upper in [true, false] {
+            add(percent_encode(secret, keep, upper, false));
+        }
+    }
+    for upper in [true, false] {
+        add(percent_encode(secret, b"-._*", upper, true));
+    }
+    // Base64, whole and embedded at each alignment.
+    let bytes = secret.as_bytes();
+    let mut base64 = vec![
+        STANDARD.encode(bytes),
+        STANDARD_NO_PAD.encode(bytes),
+        URL_SAFE.encode(bytes),
+        URL_SAFE_NO_PAD.encode(bytes),
+    ];
+    for skip in 0..3 {
+        let Some(rest) = bytes.get(skip..) else {
+            continue;
+        };
+        let whole = &rest[..rest.len() / 3 * 3];
+        base64.push(STANDARD_NO_PAD.encode(whole));
+        base64.push(URL_SAFE_NO_PAD.encode(whole));
+    }
+    for b in base64 {
+        // A JSON writer may escape the slash of standard base64.
+        if b.contains('/') {
+            add(b.replace('/', "\\/"));
+        }
+        add(b);
+    }
+    // JSON-escaped.
+    let json = serde_json::to_string(secret).expect("a string serializes");
+    let json = json[1..json.len() - 1].to_owned();
+    for ascii in [None, Some(false), Some(true)] {
+        let escaped = match ascii {
+            None => json.clone(),
+            Some(upper) => escape_non_ascii(&json, upper),
+        };
+        add(escaped.replace('/', "\\/"));
+        add(escaped);
+    }
+    forms
+}
+
+/// `%XX` for every byte but ASCII alphanumerics and `keep`; `form` writes
+/// a space as `+`.
+fn percent_encode(s: &str, keep: &[u8], upper: bool, form: bool) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else if form && b == b' ' {
+            out.push('+');
+        } else if upper {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Every non-ASCII character of `s` as `\uXXXX` (UTF-16, surrogate pairs
+/// beyond the BMP).
+fn escape_non_ascii(s: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            if upper {
+                out.push_str(&format!("\\u{u:04X}"));
+            } else {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Masks credentials in text whoever's they are: the userinfo of a URL
+/// (`https://user:pass@host/` becomes `https://[redacted]@host/`, also
+/// inside longer text) and the credential after `Bearer ` or `Basic `
+/// (one that looks like a credential: see [`looks_like_credential`]).
+pub fn mask_credentials(text: &str) -> String {
+    mask_schemes(&mask_userinfo(text))
+}
+
+fn mask_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the path, query, fragment, or where the
+        // URL does in text.
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str(REDACTED);
+                out.push_str(&authority[userinfo_end..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A credential, not a word of prose: long, and with a digit, a symbol
+/// of base64 or a JWT, or mixed case (`authentication-required` is prose).
+fn looks_like_credential(word: &str) -> bool {
+    let has = |f: fn(&u8) -> bool| word.as_bytes().iter().any(f);
+    word.len() >= MIN_SCHEME_CREDENTIAL_LEN
+        && (has(u8::is_ascii_digit)
+            || has(|b| b"+/=_.~".contains(b))
+            || (has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase)))
+}
+
+fn mask_schemes(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut from = 0;
+    loop {
+        let next = ["bearer ", "basic "]
+            .iter()
+            .filter_map(|scheme| lower[from..].find(scheme).map(|i| (from + i, scheme.len())))
+            .min();
+        let Some((start, len)) = next else {
+            break;
+        };
+        let credential = start + len;
+        // A word of its own, followed by a token68 credential.
+        let standalone = start == 0 || !text.as_bytes()[start - 1].is_ascii_alphanumeric();
+        let token_len = text[credential..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b))
+            .count();
+        if standalone && looks_like_credential(&text[credential..credential + token_len]) {
+            out.push_str(&text[at..credential]);
+            out.push_str(REDACTED);
+            at = credential + token_len;
+        }
+        from = credential + token_len;
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 fn mask_json(value: &mut serde_json::Value) {
@@ -259,5 +568,128 @@ mod tests {
             "{scrubbed}"
         );
         assert_eq!(scrubbed["evidence"][1], 7);
+    }
+
+    #[test]
+    fn every_encoding_a_target_may_echo_is_replaced() {
+        let secret = "pa ss/w\u{f6}rd+\"x&1\\end";
+        let r = Redactor::new();
+        r.learn_str(secret);
+        let json = serde_json::to_string(secret).unwrap();
+        let json = &json[1..json.len() - 1];
+        let mut forms = vec![
+            secret.to_owned(),
+            percent_encode(secret, b"-._~", true, false),
+            percent_encode(secret, b"-._~", false, false),
+            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+            STANDARD.encode(secret),
+            STANDARD_NO_PAD.encode(secret),
+            URL_SAFE.encode(secret),
+            URL_SAFE_NO_PAD.encode(secret),
+            json.to_owned(),
+            json.replace('/', "\\/"),
+            json.replace('\u{f6}', "\\u00f6").replace('/', "\\/"),
+            json.replace('\u{f6}', "\\u00F6"),
+        ];
+        // Embedded in a longer base64 value at each offset modulo 3.
+        for pad in 0..3 {
+            let mut bytes = vec![b'{'; pad + 3];
+            bytes.extend_from_slice(secret.as_bytes());
+            bytes.extend_from_slice(b"}}}}");
+            forms.push(STANDARD.encode(&bytes));
+            forms.push(URL_SAFE_NO_PAD.encode(&bytes));
+        }
+        for form in forms {
+            let text = format!("echo <{form}> done");
+            let scrubbed = r.scrub(&text);
+            assert!(scrubbed.contains(REDACTED), "{form}: {scrubbed}");
+            assert!(scrubbed.starts_with("echo <") && scrubbed.ends_with("> done"));
+            // What is left of an embedded one is the few characters that
+            // mix in the neighbours' bits: never 4 in a row of the secret's.
+            let left = scrubbed.len() - "echo <> done".len() - REDACTED.len();
+            assert!(left <= 16, "{form}: {scrubbed}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_left_alone() {
+        let r = Redactor::new();
+        for s in ["secret7", "hunter22", "correct horse battery", "tok"] {
+            r.learn_str(s);
+        }
+        let text = "GET /api/me answered 200 with {\"user\":{\"id\":\"u1\"}} in 12 ms; \
+                    a bearer credential was refused; see https://example.test/docs#x";
+        assert_eq!(r.scrub(text), text);
+        assert_eq!(mask_credentials(text), text);
+        // The inner base64 of a secret this short is too short to learn.
+        assert_eq!(r.scrub("Zm9vYmFy"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn overlapping_secrets_are_masked_whole() {
+        let r = Redactor::new();
+        r.learn_str("alpha-beta-gamma");
+        r.learn_str("gamma-delta-epsilon");
+        assert_eq!(
+            r.scrub("x alpha-beta-gamma-delta-epsilon y"),
+            "x [redacted] y"
+        );
+    }
+
+    #[test]
+    fn userinfo_and_scheme_credentials_are_masked_in_text() {
+        assert_eq!(
+            mask_credentials("read `https://user:pa%40ss@api.test:8443/v4?x=1` (HTTP 403)"),
+            "read `https://[redacted]@api.test:8443/v4?x=1` (HTTP 403)"
+        );
+        assert_eq!(
+            mask_credentials("a http://tok@h.test and ftp://u:p@h2.test/ end"),
+            "a http://[redacted]@h.test and ftp://[redacted]@h2.test/ end"
+        );
+        assert_eq!(
+            mask_credentials("write to ops@example.test, see https://h.test/a@b"),
+            "write to ops@example.test, see https://h.test/a@b"
+        );
+        assert_eq!(
+            mask_credentials(
+                "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln, basic dXNlcjpwYXNzd29yZA=="
+            ),
+            "Authorization: Bearer [redacted], basic [redacted]"
+        );
+        assert_eq!(
+            mask_credentials("Bearer [redacted]; a bearer token"),
+            "Bearer [redacted]; a bearer token"
+        );
+        let prose = "Basic authentication-is-required; a bearer-credential-that-is-prose";
+        assert_eq!(mask_credentials(prose), prose);
+        assert_eq!(
+            mask_credentials("bearer AbcdefghijklmnopQrstuvwxyz"),
+            "bearer [redacted]"
+        );
+    }
+
+    #[test]
+    fn scrubbing_json_text_keeps_its_bytes_and_fails_closed() {
+        let r = Redactor::new();
+        r.learn_str("canary-\"quoted\"-value");
+        let text = "{\n  \"z\": \"canary-\\\"quoted\\\"-value\",\n  \"a\": 1\n}\n";
+        assert_eq!(
+            r.scrub_json_text(text).unwrap(),
+            "{\n  \"z\": \"[redacted]\",\n  \"a\": 1\n}\n"
+        );
+        // A secret across the document's structure: replacing it breaks the
+        // document, which is an error, never written.
+        r.learn_str("1,\"bcde");
+        assert!(r.scrub_json_text("{\"a\":1,\"bcde\":2}").is_err());
+    }
+
+    #[test]
+    fn absorb_learns_what_another_redactor_knows() {
+        let run = Redactor::new();
+        run.learn_str("session-token-4711");
+        let printer = Redactor::new();
+        printer.absorb(&run);
+        assert_eq!(printer.scrub("t=session-token-4711"), "t=[redacted]");
+        assert_eq!(format!("{printer:?}"), "Redactor { known_secrets: 1 }");
     }
 }

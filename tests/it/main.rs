@@ -2,6 +2,7 @@
 
 mod cli;
 mod conform;
+mod echo;
 mod families;
 mod fixture;
 mod hostile;

@@ -63,6 +63,10 @@ pub enum ExpectedError {
     /// A report could not be written (the message names the path).
     #[error(transparent)]
     Write(#[from] std::io::Error),
+    /// A report or attestation could not be scrubbed of the run's secrets:
+    /// nothing is written.
+    #[error(transparent)]
+    Scrub(#[from] flareproof::probe::ScrubError),
 }
 
 impl ExpectedError {
@@ -143,11 +147,20 @@ pub struct Evidence<'a> {
     pub text: &'a str,
 }
 
-/// [`write_error`] to stderr (best effort: stderr is where we would report
-/// that it failed).
+/// [`write_error`] to stderr, scrubbed of every secret the run knows and
+/// of URL userinfo and bearer credentials (an error chain quotes URLs and
+/// what the target or the API answered). Best effort: stderr is where we
+/// would report that it failed.
 pub fn eprint_error(error: &dyn Error, evidence: &[Evidence], hint: Option<&str>) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = write_error(&mut stderr, error, evidence, hint);
+    let text = scrubbed_error(error, evidence, hint);
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// What [`eprint_error`] prints.
+fn scrubbed_error(error: &dyn Error, evidence: &[Evidence], hint: Option<&str>) -> String {
+    let mut text = Vec::new();
+    let _ = write_error(&mut text, error, evidence, hint);
+    crate::scrub::text(&String::from_utf8_lossy(&text))
 }
 
 /// `error:`, a `caused by:` line per source, the evidence, then the hint.
@@ -280,6 +293,25 @@ mod tests {
         assert!(
             account.contains("`CF_ACCOUNT`") && account.contains("--account-id-env"),
             "{account}"
+        );
+    }
+
+    #[test]
+    fn a_printed_error_chain_is_scrubbed() {
+        crate::scrub::learn(&flareproof::model::Secret::new(
+            "chain-canary-password".to_owned(),
+        ));
+        let error = ExpectedError::Config(TargetError::Read {
+            path: "https://ops:hunter2@config.test/flareproof.toml".to_owned(),
+            source: std::io::Error::other(
+                "the server said: chain-canary-password is wrong; Bearer abcdefghijklmnop0123456789",
+            ),
+        });
+        let text = scrubbed_error(&error, &[], None);
+        assert_eq!(
+            text,
+            "error: read config `https://[redacted]@config.test/flareproof.toml`\n\
+             \x20 caused by: the server said: [redacted] is wrong; Bearer [redacted]\n"
         );
     }
 }

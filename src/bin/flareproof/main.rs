@@ -6,6 +6,7 @@ mod bars;
 mod cli;
 mod commands;
 mod error;
+mod scrub;
 mod summary;
 
 use std::process::ExitCode;
@@ -13,6 +14,10 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
+    // A panic's message may quote what the target sent: printed scrubbed.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("flareproof bug: {}", scrub::text(&info.to_string()));
+    }));
     let cli = cli::Cli::parse();
     match commands::run(cli.command) {
         Ok(code) => ExitCode::from(code),

@@ -9,6 +9,7 @@ use flareproof::model::{Report, Status};
 use flareproof::report::{self, Dest, Format};
 
 use crate::error::ExpectedError;
+use crate::scrub::{say, tell};
 
 /// How a run's report is written.
 pub struct Finish<'a> {
@@ -47,6 +48,10 @@ impl<'a> Finish<'a> {
             Some(known) => known.apply(report),
             None => report,
         };
+        // Once more against every secret the binary knows (an audit's verify
+        // part was scrubbed of the API token only, its conform part of the
+        // target's secrets only) and of credentials in URLs; fails closed.
+        let report = crate::scrub::redactor().scrub_all_printed(&report)?;
         let outputs = report::outputs(
             self.dir,
             self.formats,
@@ -72,22 +77,24 @@ impl<'a> Finish<'a> {
         }
         for line in lines(&report, self.quiet) {
             if to_stdout {
-                eprintln!("{line}");
+                say!("{line}");
             } else {
-                println!("{line}");
+                tell!("{line}");
             }
         }
         for path in written {
-            eprintln!("wrote {}", path.display());
+            say!("wrote {}", path.display());
         }
         Ok((report.verdict.exit_code(), report))
     }
 
-    /// Writes the attestation beside the report (not with `--out -`).
+    /// Writes the attestation beside the report (not with `--out -`),
+    /// scrubbed of every secret the binary knows; fails closed.
     pub fn attestation(&self, bytes: &[u8]) -> Result<(), ExpectedError> {
         if let Some(path) = report::attestation_path(self.dir) {
-            fs_err::write(&path, bytes)?;
-            eprintln!("wrote {}", path.display());
+            let text = crate::scrub::redactor().scrub_json_text(&String::from_utf8_lossy(bytes))?;
+            fs_err::write(&path, text)?;
+            say!("wrote {}", path.display());
         }
         Ok(())
     }

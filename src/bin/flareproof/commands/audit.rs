@@ -9,6 +9,7 @@ use flareproof::plan::Plan;
 use crate::bars::progress;
 use crate::cli::AuditArgs;
 use crate::error::{ExpectedError, eprint_error};
+use crate::scrub::say;
 use crate::summary::Finish;
 
 pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
@@ -25,9 +26,11 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
     let token_env = verify.api_token_env.clone();
     let plan = Arc::new(Plan::builtin(&target.profile.suite)?);
     if !quiet {
-        eprintln!(
+        say!(
             "auditing `{}`: rebuilding script `{}` and running the {} suite…",
-            target.base_url, verify.script, plan.id
+            target.base_url,
+            verify.script,
+            plan.id
         );
     }
     let audit = Audit {

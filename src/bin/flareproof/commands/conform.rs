@@ -23,7 +23,8 @@ pub async fn run(args: &ConformArgs) -> Result<u8, ExpectedError> {
         selection,
         progress: progress(report_args.run.quiet),
     };
-    let (report, _) = conform.run().await.map_err(ExpectedError::Conform)?;
+    let (report, probe) = conform.run().await.map_err(ExpectedError::Conform)?;
+    crate::scrub::absorb(probe.redactor());
     let finish = Finish::of(report_args, known.as_ref(), config);
     Ok(finish.report(report)?.0)
 }

@@ -7,15 +7,16 @@ use flareproof::testbench::{self, Events};
 
 use crate::cli::DemoArgs;
 use crate::error::ExpectedError;
+use crate::scrub::say;
 use crate::summary::Finish;
 
 pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
     let known = super::known_failures(&args.run)?;
-    eprintln!("starting the reference auth Worker (workerd via Miniflare)…");
+    say!("starting the reference auth Worker (workerd via Miniflare)…");
     let run = testbench::demo::run(events())
         .await
         .map_err(ExpectedError::Demo)?;
-    eprintln!(
+    say!(
         "reference Worker ready in {} ms; {} requests sent",
         run.fixture_ready.as_millis(),
         run.requests
@@ -36,7 +37,7 @@ pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
         known.as_ref().map(|k| k.entries()).unwrap_or_default(),
     );
     finish.attestation(&attestation::render(&statement))?;
-    eprintln!(
+    say!(
         "open {} in a browser; {} is a CI job summary",
         dir.join(Format::Html.file_name()).display(),
         dir.join(Format::Markdown.file_name()).display()
@@ -50,7 +51,7 @@ fn events() -> Events {
     let chatter = std::env::var_os("FLAREPROOF_FIXTURE_LOG").is_some();
     Events::new(move |event| {
         if chatter || !event.is_chatter() {
-            eprintln!("{event}");
+            say!("{event}");
         }
     })
 }

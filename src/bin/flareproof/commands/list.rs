@@ -7,6 +7,7 @@ use flareproof::target::{ProfileSection, TargetConfig, load_verify};
 
 use crate::cli::ListArgs;
 use crate::error::ExpectedError;
+use crate::scrub::tell;
 
 pub fn run(args: &ListArgs) -> Result<u8, ExpectedError> {
     let plan = match (&args.suite, &args.config) {
@@ -21,7 +22,7 @@ pub fn run(args: &ListArgs) -> Result<u8, ExpectedError> {
         .max()
         .unwrap_or(0);
     for check in &plan.checks {
-        println!(
+        tell!(
             "{:width$}  {}",
             check.id.as_str(),
             check.requirements.join(", ")

@@ -49,8 +49,11 @@ fn known_failures(run: &RunArgs) -> Result<Option<KnownFailures>, ExpectedError>
 /// The target config with its secrets read from the environment.
 fn load_target(config: &Path) -> Result<Target, ExpectedError> {
     let file = TargetConfig::load(config).map_err(ExpectedError::Config)?;
-    file.resolve(&config.display().to_string(), |var| std::env::var(var).ok())
-        .map_err(ExpectedError::Config)
+    let target = file
+        .resolve(&config.display().to_string(), |var| std::env::var(var).ok())
+        .map_err(ExpectedError::Config)?;
+    crate::scrub::learn_target(&target);
+    Ok(target)
 }
 
 /// The `--only`/`--skip` selection; one that matches no check of the plan
@@ -89,9 +92,12 @@ fn apply_api_args(target: &mut VerifyTarget, api: &ApiArgs) {
 }
 
 fn credentials(config: &Path, target: &VerifyTarget) -> Result<Credentials, ExpectedError> {
-    target
+    let credentials = target
         .credentials(&config.display().to_string(), |var| std::env::var(var).ok())
-        .map_err(ExpectedError::Credentials)
+        .map_err(ExpectedError::Credentials)?;
+    crate::scrub::learn(&credentials.token);
+    crate::scrub::learn_userinfo(&target.api_base);
+    Ok(credentials)
 }
 
 fn retry(api: &ApiArgs) -> RetryPolicy {

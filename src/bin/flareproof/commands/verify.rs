@@ -10,6 +10,7 @@ use flareproof::verify::Verify;
 use crate::bars::progress;
 use crate::cli::VerifyArgs;
 use crate::error::{ExpectedError, eprint_error};
+use crate::scrub::say;
 use crate::summary::Finish;
 
 pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
@@ -22,7 +23,7 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
     let credentials = super::credentials(config, &target)?;
     let plan = Plan::builtin(&profile.suite)?;
     if !quiet {
-        eprintln!(
+        say!(
             "rebuilding `{}` twice and reading script `{}` from {}…",
             target.recipe.source.display(),
             target.script,
