@@ -113,6 +113,8 @@ fn target_for(server: &MockServer) -> Target {
         .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
         .unwrap();
     target.profile.window_s = WINDOW_S;
+    // Every probe of a batch must fit in one 2 s window.
+    target.budget.max_rps = 400;
     target.profile.limits.anonymous = Limit::Count(ANONYMOUS);
     target.profile.limits.free = Limit::Count(FREE);
     target
