@@ -44,6 +44,9 @@ pub struct AuditRun {
     pub api_error: Option<Arc<ApiError>>,
     /// Requests sent to the target by the conform part.
     pub requests: usize,
+    /// Every secret the conform part learned (session tokens included), for
+    /// whatever prints beside the report.
+    pub redactor: Arc<crate::probe::Redactor>,
 }
 
 /// Reports a finished part's results as one suite (until the runners call
@@ -109,6 +112,7 @@ impl Audit {
             verify_attestation: verified.attestation,
             api_error: verified.api_error,
             requests: probe.governor().sent_count(),
+            redactor: probe.redactor_arc(),
         })
     }
 }

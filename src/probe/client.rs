@@ -274,6 +274,12 @@ impl Probe {
         &self.redactor
     }
 
+    /// The redactor, shared: for what outlives the probe (a report printed
+    /// after the run).
+    pub fn redactor_arc(&self) -> Arc<Redactor> {
+        self.redactor.clone()
+    }
+
     /// Milliseconds since the run started.
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64

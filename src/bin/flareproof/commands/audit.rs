@@ -42,6 +42,7 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
         progress: progress(quiet),
     };
     let run = audit.run().await.map_err(ExpectedError::Audit)?;
+    crate::scrub::absorb(&run.redactor);
     let finish = Finish::of(report_args, known.as_ref(), config);
     let (code, report) = finish.report(run.report)?;
     let statement = attestation::audit_statement(
