@@ -81,19 +81,25 @@ pub fn unprefixed(name: &str) -> &str {
     name
 }
 
-/// Which of the cookies a sign-in set is the session cookie.
+/// Which of the cookies a sign-in set is the session cookie: by name, the
+/// last `Set-Cookie` of that name (a browser applies them in order, so the
+/// last one is the cookie it keeps).
 pub fn session_cookie<'a>(ctx: &Ctx, set: &'a [SetCookie]) -> Option<&'a SetCookie> {
     let live: Vec<&SetCookie> = set.iter().filter(|c| !c.is_deletion()).collect();
-    if let Some(name) = &ctx.target.session_cookie {
-        return live
-            .into_iter()
-            .find(|c| c.name == *name || unprefixed(&c.name) == name);
-    }
-    let by_name = live
-        .iter()
-        .copied()
-        .find(|c| unprefixed(&c.name).ends_with("session_token"));
-    by_name.or_else(|| (live.len() == 1).then(|| live[0]))
+    let first = if let Some(name) = &ctx.target.session_cookie {
+        live.iter()
+            .copied()
+            .find(|c| c.name == *name || unprefixed(&c.name) == name)
+    } else {
+        let by_name = live
+            .iter()
+            .copied()
+            .find(|c| unprefixed(&c.name).ends_with("session_token"));
+        let names: std::collections::BTreeSet<&str> =
+            live.iter().map(|c| c.name.as_str()).collect();
+        by_name.or_else(|| (names.len() == 1).then(|| live[0]))
+    }?;
+    live.into_iter().rev().find(|c| c.name == first.name)
 }
 
 /// Signs in as `role`, sending `jar`'s cookies; the identity's jar is `jar`
