@@ -333,3 +333,46 @@ async fn a_refused_session_cookie_fails_its_rules_and_sign_out_is_still_judged()
         "{r:#?}"
     );
 }
+
+/// Against the reference Worker (better-auth): healthy, every cookie check
+/// passes on the browser model; each cookie attribute fault fails its own
+/// check (and the ones the plan declares inseparable) and no other, and
+/// sign-out stays judged under them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reference_worker_is_judged_as_a_browser_holds_its_cookies() {
+    use super::support::{conform, faults, ids_with, start};
+    let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+    for fault in [
+        None,
+        Some("cookie.secure"),
+        Some("cookie.domain"),
+        Some("cookie.cleared-on-sign-out"),
+    ] {
+        let options = faults(fault.as_slice());
+        let fixture = tokio::task::spawn_blocking(move || start(options))
+            .await
+            .unwrap();
+        let report = conform(&fixture, &COOKIE_CHECKS).await;
+        let failed = ids_with(&report, Status::Fail);
+        let errors = ids_with(&report, Status::Error);
+        // The fault's own check and those the plan declares inseparable
+        // from it, as the fault sweep expects.
+        let mut expected: Vec<String> = match fault.and_then(|id| plan.check(id)) {
+            Some(check) => std::iter::once(check.id.to_string())
+                .chain(check.inseparable_from.iter().map(|c| c.to_string()))
+                .collect(),
+            None => Vec::new(),
+        };
+        expected.sort();
+        let mut failed_sorted = failed.clone();
+        failed_sorted.sort();
+        let why: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.status != Status::Pass)
+            .map(|c| format!("{} {:?}: {}", c.id, c.status, c.summary))
+            .collect();
+        assert!(errors.is_empty(), "{fault:?}: {why:#?}");
+        assert_eq!(failed_sorted, expected, "{fault:?}: {why:#?}");
+    }
+}
