@@ -412,41 +412,54 @@ async fn cleared_on_sign_out(ctx: Ctx) -> Observation {
             exchanges: vec![out.exchange.clone()],
         });
     }
-    let survivors: Vec<&StoredCookie> = held_after
-        .iter()
-        .filter(|c| b.authenticates(&c.name))
-        .collect();
-    let dir = default_path(&out.url);
-    let mut finding = if survivors.is_empty() {
-        let cleared: Vec<String> = held_before
-            .iter()
-            .filter(|c| b.authenticates(&c.name))
-            .map(|c| format!("`{}` (Path={})", c.name, c.path))
-            .collect();
-        Finding::pass(format!(
-            "after sign-out's Set-Cookies the browser holds none of the session cookies it held: {} deleted",
-            cleared.join(", ")
-        ))
-    } else {
-        let problems: Vec<String> = survivors
-            .iter()
-            .map(|c| {
-                format!(
-                    "after sign-out the browser still holds `{}` on Path={}: {}",
-                    c.name,
-                    c.path,
-                    why_kept(c, applied, &dir)
-                )
-            })
-            .collect();
-        Finding::fail(problems.join("; "))
-    };
+    let authenticates = |name: &str| b.authenticates(name);
+    let mut finding = clearing(held_before, held_after, applied, &out.url, &authenticates);
     if !strict {
         finding = finding.with(Evidence::note(format!(
             "a browser refused `{session}` at sign-in (cookie.prefix and cookie.secure judge that); sign-out is judged as for a browser that had accepted it"
         )));
     }
     Ok(finding.with_exchange(&out.exchange))
+}
+
+/// The verdict on what sign-out's `Set-Cookie`s (`applied`, at
+/// `sign_out`) left of the session cookies the browser held: pass only when
+/// it holds none of them any more.
+fn clearing(
+    held_before: &[StoredCookie],
+    held_after: &[StoredCookie],
+    applied: &[Applied],
+    sign_out: &url::Url,
+    authenticates: &dyn Fn(&str) -> bool,
+) -> Finding {
+    let survivors: Vec<&StoredCookie> = held_after
+        .iter()
+        .filter(|c| authenticates(&c.name))
+        .collect();
+    if survivors.is_empty() {
+        let cleared: Vec<String> = held_before
+            .iter()
+            .filter(|c| authenticates(&c.name))
+            .map(|c| format!("`{}` (Path={})", c.name, c.path))
+            .collect();
+        return Finding::pass(format!(
+            "after sign-out's Set-Cookies the browser holds none of the session cookies it held: {} deleted",
+            cleared.join(", ")
+        ));
+    }
+    let dir = default_path(sign_out);
+    let problems: Vec<String> = survivors
+        .iter()
+        .map(|c| {
+            format!(
+                "after sign-out the browser still holds `{}` on Path={}: {}",
+                c.name,
+                c.path,
+                why_kept(c, applied, &dir)
+            )
+        })
+        .collect();
+    Finding::fail(problems.join("; "))
 }
 
 /// Why sign-out's `Set-Cookie`s left `kept` in the browser.
@@ -810,6 +823,7 @@ async fn csrf(ctx: &Ctx, who: &Identity) -> Result<Finding, Unobservable> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const NOW: i64 = 1_800_000_000;
 
@@ -882,6 +896,83 @@ mod tests {
         assert!(samesite_problem(c("a=1; Secure; SameSite=None").same_site).is_some());
         assert!(samesite_problem(c("a=1").same_site).is_some());
         assert!(samesite_problem(c("a=1; SameSite=Lax; SameSite=x").same_site).is_some());
+    }
+
+    /// A generated sign-out `Set-Cookie` for the session cookie `s`.
+    fn sign_out_header() -> impl Strategy<Value = (String, Option<&'static str>, bool, bool)> {
+        (
+            prop_oneof![
+                Just(None),
+                Just(Some("/")),
+                Just(Some("/api")),
+                Just(Some("/api/auth")),
+                Just(Some("")),
+            ],
+            // Max-Age=0 / past Expires / a live value again
+            0u8..3,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(path, kind, secure, domain)| {
+                let mut h = match kind {
+                    0 => "__Secure-s=; Max-Age=0".to_owned(),
+                    1 => "__Secure-s=; Expires=Thu, 01-Jan-70 00:00:01 GMT".to_owned(),
+                    _ => "__Secure-s=again; Max-Age=60".to_owned(),
+                };
+                if let Some(p) = path {
+                    h.push_str(&format!("; Path={p}"));
+                }
+                if secure {
+                    h.push_str("; Secure");
+                }
+                if domain {
+                    h.push_str("; Domain=a.test");
+                }
+                (h, path, secure, domain)
+            })
+    }
+
+    proptest::proptest! {
+        /// For generated sign-outs, cookie.cleared-on-sign-out passes exactly
+        /// when a plain reading of the rules says the browser kept nothing:
+        /// the cookie set at sign-in on `/`, host-only, survives unless some
+        /// header deletes that very cookie (Path `/` given, no Domain, Secure
+        /// kept for the prefix) and no later one sets it again.
+        #[test]
+        fn cleared_on_sign_out_agrees_with_the_rules(
+            outs in proptest::collection::vec(sign_out_header(), 0..5),
+        ) {
+            let sign_in = url("https://a.test/api/auth/sign-in/email");
+            let sign_out = url("https://a.test/api/auth/sign-out");
+            let mut store = CookieStore::new(Policy::Browser);
+            store.apply_header(&sign_in, "__Secure-s=tok; Secure; HttpOnly; Path=/", NOW);
+            let before: Vec<StoredCookie> = store.cookies(NOW).into_iter().cloned().collect();
+            let headers: Vec<&str> = outs.iter().map(|(h, ..)| h.as_str()).collect();
+            let applied = store.apply_response(&sign_out, headers.iter().copied(), NOW);
+            let after: Vec<StoredCookie> = store.cookies(NOW).into_iter().cloned().collect();
+            let finding = clearing(&before, &after, &applied, &sign_out, &|n| n == "__Secure-s");
+            // The reference: which host-only cookies on `/` and elsewhere
+            // does the browser hold at the end?
+            let mut held: std::collections::BTreeSet<(String, bool)> =
+                [("/".to_owned(), false)].into_iter().collect();
+            for (h, path, secure, domain) in &outs {
+                if !secure {
+                    continue; // the __Secure- prefix: refused
+                }
+                let path = match path {
+                    Some(p) if p.starts_with('/') => p.to_string(),
+                    _ => "/api/auth".to_owned(),
+                };
+                let key = (path, *domain);
+                if h.contains("again") {
+                    held.insert(key);
+                } else {
+                    held.remove(&key);
+                }
+            }
+            let expected = if held.is_empty() { crate::model::Status::Pass } else { crate::model::Status::Fail };
+            proptest::prop_assert_eq!(finding.status, expected, "{}", finding.summary);
+        }
     }
 
     #[test]
