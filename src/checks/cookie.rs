@@ -1,6 +1,13 @@
 //! The cookie suite: the session cookie's attributes (RFC 6265bis), its
 //! rotation on sign-in, its deletion on sign-out, and the Origin check on
 //! cookie-carrying state-changing requests.
+//!
+//! The attribute checks and `cookie.cleared-on-sign-out` judge what a
+//! browser would hold ([`CookieStore`]), not the headers one by one: one
+//! session as free is fed to the store response by response (sign-in, a
+//! get-session refresh, an app-route GET, sign-out), each at its own URL, and
+//! every authenticating cookie is judged as the browser holds it after each
+//! response that (re)set it.
 
 use std::sync::Arc;
 
