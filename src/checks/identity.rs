@@ -81,19 +81,25 @@ pub fn unprefixed(name: &str) -> &str {
     name
 }
 
-/// Which of the cookies a sign-in set is the session cookie.
+/// Which of the cookies a sign-in set is the session cookie: by name, the
+/// last `Set-Cookie` of that name (a browser applies them in order, so the
+/// last one is the cookie it keeps).
 pub fn session_cookie<'a>(ctx: &Ctx, set: &'a [SetCookie]) -> Option<&'a SetCookie> {
     let live: Vec<&SetCookie> = set.iter().filter(|c| !c.is_deletion()).collect();
-    if let Some(name) = &ctx.target.session_cookie {
-        return live
-            .into_iter()
-            .find(|c| c.name == *name || unprefixed(&c.name) == name);
-    }
-    let by_name = live
-        .iter()
-        .copied()
-        .find(|c| unprefixed(&c.name).ends_with("session_token"));
-    by_name.or_else(|| (live.len() == 1).then(|| live[0]))
+    let first = if let Some(name) = &ctx.target.session_cookie {
+        live.iter()
+            .copied()
+            .find(|c| c.name == *name || unprefixed(&c.name) == name)
+    } else {
+        let by_name = live
+            .iter()
+            .copied()
+            .find(|c| unprefixed(&c.name).ends_with("session_token"));
+        let names: std::collections::BTreeSet<&str> =
+            live.iter().map(|c| c.name.as_str()).collect();
+        by_name.or_else(|| (names.len() == 1).then(|| live[0]))
+    }?;
+    live.into_iter().rev().find(|c| c.name == first.name)
 }
 
 /// Signs in as `role`, sending `jar`'s cookies; the identity's jar is `jar`
@@ -262,7 +268,57 @@ pub fn random_u64() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::unprefixed;
+    use std::sync::Arc;
+
+    use super::{Ctx, SetCookie, session_cookie, unprefixed};
+    use crate::plan::Plan;
+    use crate::probe::{Probe, Redactor};
+    use crate::target::TargetConfig;
+
+    fn ctx() -> Ctx {
+        let config = "[target]\nbase_url = \"http://127.0.0.1:9\"\norigin = \"https://a.test\"\n\
+                      [accounts.free]\nemail = \"a@a.test\"\npassword_env = \"PW\"\n";
+        let target = TargetConfig::parse("t.toml", config)
+            .unwrap()
+            .resolve("t.toml", |_| Some("pw".to_owned()))
+            .unwrap();
+        let target = Arc::new(target);
+        let probe = Probe::new(target.budget, Arc::new(Redactor::new())).unwrap();
+        Ctx::standalone(
+            target,
+            Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+            probe,
+        )
+    }
+
+    fn set(headers: &[&str]) -> Vec<SetCookie> {
+        headers
+            .iter()
+            .map(|h| SetCookie::parse(h).unwrap())
+            .collect()
+    }
+
+    /// A browser applies a response's Set-Cookies in order: of two with the
+    /// session cookie's name, the second is the one it keeps.
+    #[test]
+    fn the_session_cookie_is_the_last_set_cookie_of_its_name() {
+        let ctx = ctx();
+        let set = set(&[
+            "x.session_token=first; Path=/; HttpOnly",
+            "theme=dark",
+            "x.session_token=second; Path=/",
+        ]);
+        let c = session_cookie(&ctx, &set).unwrap();
+        assert_eq!(c.value(), "second");
+        assert!(!c.http_only);
+        // One unconventionally named cookie set twice is still one cookie.
+        let set = set_twice();
+        assert_eq!(session_cookie(&ctx, &set).unwrap().value(), "2");
+    }
+
+    fn set_twice() -> Vec<SetCookie> {
+        set(&["sid=1; Path=/", "sid=2; Path=/"])
+    }
 
     #[test]
     fn prefixes_are_stripped_case_insensitively_and_never_split_a_character() {

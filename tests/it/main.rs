@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per area.
 
+mod browser;
 mod cli;
 mod conform;
 mod echo;
