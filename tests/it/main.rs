@@ -10,4 +10,5 @@ mod report;
 mod schema;
 mod stand_in;
 mod support;
+mod trust;
 mod verify;
