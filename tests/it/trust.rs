@@ -11,7 +11,7 @@ use flareproof::model::{CheckResult, Status};
 use flareproof::plan::Plan;
 use flareproof::progress::Silent;
 use flareproof::target::{Target, TargetConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -207,4 +207,165 @@ async fn an_honest_retry_after_is_polled_through_and_the_count_passes() {
             .is_some_and(|d| *d < Duration::from_millis(350)),
         "the new window was met {late:?} after it began"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Row ownership by value
+// ---------------------------------------------------------------------------
+
+const A_POST: fn() -> Value = || json!({ "id": 3, "title": "a's notes", "author_id": "a" });
+const B_POST: fn() -> Value = || json!({ "id": 7, "title": "b's diary", "author_id": "b" });
+
+/// Users `a` (free) and `b` (free2) with one post each; A's and B's lists,
+/// A's post by id, and the data plane scoped to either answer faithfully.
+/// `a_list` is A's list answer; everything else is mounted by the test.
+async fn two_users(a_list: Value) -> MockServer {
+    let server = MockServer::start().await;
+    account(&server, "a@example.test", "a").await;
+    account(&server, "b@example.test", "b").await;
+    for (cookie, answer) in [
+        ("session_token=tok-a", a_list),
+        ("session_token=tok-b", json!({ "posts": [B_POST()] })),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/api/posts"))
+            .and(header("cookie", cookie))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/api/posts/3"))
+        .and(header("cookie", "session_token=tok-a"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(A_POST()))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn scope_target(server: &MockServer) -> Target {
+    target(server, "")
+}
+
+async fn verdict(server: &MockServer, check: &str) -> CheckResult {
+    run_on(scope_target(server), &[check]).await.remove(0)
+}
+
+/// A's list holds only A's posts under `posts`, and B's post beside them
+/// under `data`: a leak wherever it sits (today only `posts` was read).
+#[tokio::test]
+async fn another_users_rows_under_another_key_fail_bola_list() {
+    let server = two_users(json!({ "posts": [A_POST()], "data": [B_POST()] })).await;
+    let result = verdict(&server, "scope.bola-list").await;
+    assert_eq!(result.status, Status::Fail, "{result:#?}");
+    assert!(result.summary.contains("data[0]"), "{}", result.summary);
+
+    let server = two_users(json!({ "posts": [A_POST()] })).await;
+    let result = verdict(&server, "scope.bola-list").await;
+    assert_eq!(result.status, Status::Pass, "{result:#?}");
+}
+
+/// B's post refused with 404, but the refusal carries B's row (no title,
+/// its owner under `user_id`): not a refusal.
+#[tokio::test]
+async fn a_refusal_by_id_that_carries_the_other_users_row_fails_bola_by_id() {
+    for (answer, leaks) in [
+        (
+            json!({ "error": "NotFound", "post": { "id": 7, "user_id": "b", "body": "..." } }),
+            true,
+        ),
+        (json!({ "error": "NotFound", "id": 7 }), false),
+    ] {
+        let server = two_users(json!({ "posts": [A_POST()] })).await;
+        Mock::given(method("GET"))
+            .and(path("/api/posts/7"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(answer))
+            .mount(&server)
+            .await;
+        let result = verdict(&server, "scope.bola-by-id").await;
+        let expected = if leaks { Status::Fail } else { Status::Pass };
+        assert_eq!(result.status, expected, "{result:#?}");
+    }
+}
+
+/// The write naming B refused with B's own rows in the refusal: not a
+/// refusal, whatever the control write does.
+#[tokio::test]
+async fn a_refused_write_that_carries_the_other_users_rows_fails_write_as_other() {
+    for (refusal, leaks) in [
+        (json!({ "error": "Forbidden", "data": [B_POST()] }), true),
+        (json!({ "error": "Forbidden", "author_id": "b" }), false),
+    ] {
+        let server = two_users(json!({ "posts": [A_POST()] })).await;
+        Mock::given(method("POST"))
+            .and(path("/api/posts"))
+            .and(body_partial_json(json!({ "author_id": "b" })))
+            .respond_with(ResponseTemplate::new(403).set_body_json(refusal))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/posts"))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(json!({ "id": 9, "title": "mine", "author_id": "a" })),
+            )
+            .with_priority(2)
+            .mount(&server)
+            .await;
+        let result = verdict(&server, "scope.write-as-other-rejected").await;
+        let expected = if leaks { Status::Fail } else { Status::Pass };
+        assert_eq!(result.status, expected, "{result:#?}");
+    }
+}
+
+/// The data plane: scoped queries answer their owner's rows under `rows`;
+/// `unscoped` answers the unscoped ones, `scoped_to_b` the query for B.
+async fn data_plane(unscoped: Value, scoped_to_b: Value) -> MockServer {
+    let server = two_users(json!({ "posts": [A_POST()] })).await;
+    for (owner, answer) in [("a", json!({ "rows": [A_POST()] })), ("b", scoped_to_b)] {
+        Mock::given(method("POST"))
+            .and(path("/v1/query"))
+            .and(body_partial_json(
+                json!({ "where": { "author_id": owner } }),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/query"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(unscoped))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn rows_in_an_unscoped_refusal_or_another_owner_under_user_id_fail_unscoped_query() {
+    const CHECK: &str = "scope.unscoped-query-rejected";
+    let refusal = || json!({ "error": "UnscopedQuery" });
+    let faithful_b = || json!({ "rows": [B_POST()] });
+    // Every row under `data` of a 403.
+    let server = data_plane(
+        json!({ "error": "UnscopedQuery", "data": [A_POST(), B_POST()] }),
+        faithful_b(),
+    )
+    .await;
+    let result = verdict(&server, CHECK).await;
+    assert_eq!(result.status, Status::Fail, "{result:#?}");
+    // A's row in B's scoped answer, its owner under `user_id`.
+    let server = data_plane(
+        refusal(),
+        json!({ "rows": [B_POST(), { "id": 3, "title": "a's notes", "user_id": "a" }] }),
+    )
+    .await;
+    let result = verdict(&server, CHECK).await;
+    assert_eq!(result.status, Status::Fail, "{result:#?}");
+    // Faithful.
+    let server = data_plane(refusal(), faithful_b()).await;
+    let result = verdict(&server, CHECK).await;
+    assert_eq!(result.status, Status::Pass, "{result:#?}");
 }
