@@ -187,6 +187,23 @@ async fn a_retry_after_that_always_says_the_whole_window_does_not_make_a_straddl
     );
 }
 
+/// The same liar with the limit the config declares: its first poll is
+/// already allowed, so the window it opened is spent and its end found by
+/// polling; that start is bracketed and the count passes, neither an error
+/// nor a failure for a Retry-After that only overstated the wait.
+#[tokio::test]
+async fn an_overstated_retry_after_is_measured_again_and_a_right_limit_passes() {
+    let limiter = FixedWindow::new(4, 3, true);
+    let server = limited(&limiter).await;
+    let result = run_on(target(&server, &pro_limit(4, 3, 5)), &["ratelimit.pro"])
+        .await
+        .remove(0);
+    assert_eq!(result.status, Status::Pass, "{result:#?}");
+    // Three windows were seen: the spent one, the one the first poll met
+    // (spent again), and the one counted.
+    assert_eq!(limiter.state.lock().unwrap().first_request_late.len(), 2);
+}
+
 /// An honest Retry-After (seconds to the window's end, rounded up) only
 /// schedules the polls: they start before the moment it names, so the new
 /// window is met within a poll of its start (never later than waiting out
