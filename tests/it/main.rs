@@ -13,4 +13,5 @@ mod report;
 mod schema;
 mod stand_in;
 mod support;
+mod trust;
 mod verify;

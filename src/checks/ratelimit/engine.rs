@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use super::probes::probe_until_done;
-use super::routes::{self, RouteProbes};
-use super::verdicts::count_finding;
+use super::routes::{self, Controls, RouteProbes};
+use super::verdicts::{count_finding, never_refused, unbracketed_finding};
 use crate::checks::{Ctx, Finding, Unobservable, sign_in, still_signed_in};
 use crate::model::{Evidence, Exchange, Timeline, TimelinePoint};
 use crate::probe::{Jar, Observed, Req};
@@ -199,49 +199,65 @@ impl Suite<'_> {
         Ok(None)
     }
 
-    /// Waits out the window of `refused` and returns the first allowed
-    /// request after it, or `None` when none came within a window and a bit.
+    /// How often a spent bucket is polled for its window's turnover.
+    pub(super) fn poll(&self) -> Duration {
+        (self.window / 30).max(Duration::from_millis(100))
+    }
+
+    /// Polls the bucket `refused` spent until it is allowed again, and
+    /// returns the first allowed request, or `None` when none came within a
+    /// window and a bit. The new window's start is measured, never read
+    /// from the target: it began after the last refused request was sent.
+    ///
+    /// With `trust_retry_after`, the refusal's `Retry-After` only schedules
+    /// the polls: they start at least 1 s and a poll before the moment it
+    /// names (an honest Retry-After is rounded up to whole seconds, so the
+    /// window ends in its last second) on a grid that lands on that moment,
+    /// so an honest target is met no later than waiting it out would. The
+    /// start is bracketed when a poll was refused before the allowed one (or
+    /// the first poll went out within two polls of the refusal); a first
+    /// poll already allowed means Retry-After overstated the wait, and the
+    /// start lies anywhere since the refusal ([`Reset::bracketed`] false).
+    /// Without it, polling starts one poll after the refusal.
     pub(super) async fn await_reset(
         &self,
         run: &mut BucketRun,
         caller: &Caller,
         refused: &Hit,
+        trust_retry_after: bool,
     ) -> Result<Option<Reset>, Unobservable> {
         let give_up = refused.sent + self.window + Duration::from_secs(2);
-        let poll = (self.window / 30).max(Duration::from_millis(100));
-        let first_try = match refused.retry_after_s() {
-            Some(s) => refused.sent + Duration::from_secs(s).min(self.window),
-            None => refused.sent + poll,
+        let poll = self.poll();
+        let told = refused
+            .retry_after_s()
+            .filter(|_| trust_retry_after)
+            .map(|s| refused.sent + Duration::from_secs(s).min(self.window));
+        let mut next = match told {
+            Some(at) => poll_start(at, refused.received, poll),
+            None => refused.received + poll,
         };
         let mut last_refused = refused.clone();
-        tokio::time::sleep_until(first_try.into()).await;
+        let mut refused_polls = 0u32;
         loop {
+            tokio::time::sleep_until(next.into()).await;
             let hit = self.hit(run, caller, &[], "after the window").await?;
             if hit.allowed() {
-                // The new window began after the last refusal reached the
-                // target, and - if its Retry-After is honest - no earlier
-                // than Retry-After - 1 s after it was sent; a Retry-After
-                // that would put the start after the allowed answer is not.
-                let told = last_refused.retry_after_s().and_then(|s| {
-                    last_refused
-                        .sent
-                        .checked_add(Duration::from_secs(s.saturating_sub(1)))
-                });
-                let began_after = match told {
-                    Some(t) if t <= hit.received => t,
-                    _ => last_refused.sent,
-                };
+                let width = hit.sent.saturating_duration_since(last_refused.sent);
                 return Ok(Some(Reset {
-                    began_after,
+                    began_after: last_refused.sent,
+                    bracketed: refused_polls > 0 || width <= poll * 2,
                     last_refused,
                     first: hit,
                 }));
             }
+            refused_polls += 1;
             last_refused = hit;
-            if Instant::now() + poll > give_up {
+            // On the grid while the target answers within a poll; right
+            // away when it is slower.
+            next = (next + poll).max(Instant::now());
+            if next > give_up {
                 return Ok(None);
             }
-            tokio::time::sleep(poll).await;
         }
     }
 
@@ -289,10 +305,28 @@ pub(super) struct Count {
 /// A window turning over: the last refused request, and the first allowed
 /// one after it.
 pub(super) struct Reset {
-    /// The earliest the new window can have begun.
+    /// The earliest the new window can have begun: when the last refused
+    /// request was sent.
     pub(super) began_after: Instant,
+    /// Whether that refused request was a poll just before the allowed one
+    /// (or went out within two polls of it), so that `began_after` is a
+    /// close bound; when not, the window may have begun long before the
+    /// first allowed request.
+    pub(super) bracketed: bool,
     pub(super) last_refused: Hit,
     pub(super) first: Hit,
+}
+
+/// When to send the first poll for a window that `Retry-After` says ends at
+/// `at`: 1 s and a poll before it or earlier, on a grid of `poll` that lands
+/// on `at`, never before the refusal was answered (`answered`).
+fn poll_start(at: Instant, answered: Instant, poll: Duration) -> Instant {
+    let lead = Duration::from_secs(1) + poll;
+    let steps = lead.as_nanos().div_ceil(poll.as_nanos().max(1));
+    let room = at.saturating_duration_since(answered).as_nanos() / poll.as_nanos().max(1);
+    let k = u32::try_from(steps.min(room)).unwrap_or(u32::MAX);
+    at.checked_sub(poll.saturating_mul(k))
+        .map_or(answered, |t| t.max(answered))
 }
 
 /// What the probes of one exhausted bucket found, per check id.
@@ -388,83 +422,34 @@ pub(super) async fn measure_tier(
         outcome.count = Finding::skip(format!("the config declares the {tier} tier unlimited"));
         return Ok(outcome);
     };
-    let cap = limit_n * 2 + 10;
+    let cap = spend_cap(limit_n);
     // Every other metered route, sent once before the bucket is spent.
     let route_controls = routes::controls(suite, &mut run, &me).await?;
     let exhaust_started = Instant::now();
     let Some(refused) = suite.exhaust(&mut run, &me, cap).await? else {
         let span = exhaust_started.elapsed();
-        outcome.count = if span < suite.window {
-            Finding::fail(format!(
-                "{cap} requests within {} ms were all allowed; the {tier} limit is {limit_n} per {} s",
-                span.as_millis(),
-                suite.window.as_secs()
-            ))
-        } else {
-            Finding::error(format!(
-                "{cap} requests were all allowed, but they took {} ms, longer than a window",
-                span.as_millis()
-            ))
-        };
-        outcome.count = outcome
-            .count
-            .with(timeline(tier, limit, suite.window, &run));
+        outcome.count = never_refused(suite.window, tier, limit_n, cap, span).with(timeline(
+            tier,
+            limit,
+            suite.window,
+            &run,
+        ));
         outcome.run = run;
         return Ok(outcome);
     };
     outcome.routes.uncontrolled = route_controls.uncontrolled.clone();
     outcome.routes.judged = route_controls.routes.len();
-    match suite.await_reset(&mut run, &me, &refused).await? {
-        None => {
-            let last = run.hits.last().map(|h| h.observed.exchange.clone());
-            outcome.reset = Some(Err((
-                format!(
-                    "still refused {} s after the 429",
-                    (suite.window + Duration::from_secs(2)).as_secs()
-                ),
-                refused.observed.exchange.clone(),
-                last,
-            )));
-            outcome.count =
-                Finding::error("the bucket never reset, so a whole window could not be counted")
-                    .with_exchange(&refused.observed.exchange)
-                    .with(timeline(tier, limit, suite.window, &run));
-            // No window turns over: the other routes are probed bracketed.
-            routes::probe(
-                suite,
-                &mut run,
-                &me,
-                &route_controls,
-                None,
-                &mut outcome.routes.probes,
-            )
-            .await?;
-        }
-        Some(reset) => {
-            ctx.saw_turnover(reset.began_after);
-            outcome.reset = Some(Ok((
-                reset.last_refused.observed.exchange.clone(),
-                reset.first.observed.exchange.clone(),
-            )));
-            let count = suite.count(&mut run, &me, &reset, limit_n).await?;
-            // The counted window is spent (when the count saw a refusal):
-            // the other routes, inside it.
-            if count.within && count.refusal.is_some() {
-                routes::probe(
-                    suite,
-                    &mut run,
-                    &me,
-                    &route_controls,
-                    Some(reset.began_after + suite.window),
-                    &mut outcome.routes.probes,
-                )
-                .await?;
-            }
-            outcome.count =
-                count_finding(suite.window, suite.tolerance, tier, limit_n, &reset, &count)
-                    .with(timeline(tier, limit, suite.window, &run));
-        }
-    }
+    outcome.count = reset_and_count(
+        suite,
+        &mut run,
+        &me,
+        refused,
+        limit_n,
+        &route_controls,
+        &mut outcome,
+    )
+    .await?
+    .with(timeline(tier, limit, suite.window, &run));
     // Probe while the bucket is spent: after the count, so that the first
     // reset is the one counted (or, when it never reset, right away).
     probe_until_done(
@@ -486,6 +471,110 @@ pub(super) async fn measure_tier(
         outcome.other_runs.push(other_run);
     }
     Ok(outcome)
+}
+
+/// How many requests spending a bucket of `limit` may take before it is
+/// given up as never refusing.
+fn spend_cap(limit: u64) -> u64 {
+    limit * 2 + 10
+}
+
+/// Waits for the window `refused` spent to turn over and counts the one it
+/// opens; returns the count's finding and records the reset in `outcome`.
+/// The counted window's start must be bracketed by polls. When the first
+/// poll was already allowed (Retry-After overstated the wait), the window
+/// it opened is spent and its end measured once more, polling from right
+/// after the refusal; unbracketed twice, the count is an error.
+async fn reset_and_count(
+    suite: &Suite<'_>,
+    run: &mut BucketRun,
+    me: &Caller,
+    mut refused: Hit,
+    limit_n: u64,
+    route_controls: &Controls,
+    outcome: &mut TierOutcome,
+) -> Result<Finding, Unobservable> {
+    let tier = outcome.tier;
+    let cap = spend_cap(limit_n);
+    let mut overstated = None;
+    loop {
+        let Some(reset) = suite
+            .await_reset(run, me, &refused, overstated.is_none())
+            .await?
+        else {
+            let last = run.hits.last().map(|h| h.observed.exchange.clone());
+            outcome.reset = Some(Err((
+                format!(
+                    "still refused {} s after the 429",
+                    (suite.window + Duration::from_secs(2)).as_secs()
+                ),
+                refused.observed.exchange.clone(),
+                last,
+            )));
+            // No window turns over: the other routes are probed bracketed.
+            routes::probe(
+                suite,
+                run,
+                me,
+                route_controls,
+                None,
+                &mut outcome.routes.probes,
+            )
+            .await?;
+            return Ok(Finding::error(
+                "the bucket never reset, so a whole window could not be counted",
+            )
+            .with_exchange(&refused.observed.exchange));
+        };
+        if outcome.reset.is_none() {
+            outcome.reset = Some(Ok((
+                reset.last_refused.observed.exchange.clone(),
+                reset.first.observed.exchange.clone(),
+            )));
+        }
+        if reset.bracketed {
+            suite.ctx.saw_turnover(reset.began_after);
+            let count = suite.count(run, me, &reset, limit_n).await?;
+            // The counted window is spent (when the count saw a refusal):
+            // the other routes, inside it.
+            if count.within && count.refusal.is_some() {
+                routes::probe(
+                    suite,
+                    run,
+                    me,
+                    route_controls,
+                    Some(reset.began_after + suite.window),
+                    &mut outcome.routes.probes,
+                )
+                .await?;
+            }
+            return Ok(count_finding(
+                suite.window,
+                suite.tolerance,
+                tier,
+                limit_n,
+                &reset,
+                &count,
+            ));
+        }
+        if let Some(first) = overstated {
+            return Ok(unbracketed_finding(&first, &reset));
+        }
+        // The window turned over before the first poll: spend the window it
+        // opened, and find its end by polling.
+        let started = Instant::now();
+        let Some(again) = suite.exhaust(run, me, cap).await? else {
+            return Ok(never_refused(
+                suite.window,
+                tier,
+                limit_n,
+                cap,
+                started.elapsed(),
+            ));
+        };
+        overstated = Some(reset);
+        refused = again;
+    }
 }
 
 /// Admin sends `admin_factor` x the pro limit inside one window: no 429.
@@ -535,4 +624,32 @@ pub(super) async fn admin_burst(
         )),
     };
     Ok(finding.with(timeline("admin", None, suite.window, &run)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_start_a_second_and_a_poll_before_retry_after_on_a_grid_that_lands_on_it() {
+        let answered = Instant::now();
+        let poll = Duration::from_millis(100);
+        let at = answered + Duration::from_secs(5);
+        let start = poll_start(at, answered, poll);
+        let lead = at - start;
+        assert!(lead >= Duration::from_millis(1100), "{lead:?}");
+        assert!(lead < Duration::from_millis(1200), "{lead:?}");
+        assert_eq!(lead.as_millis() % 100, 0, "{lead:?}");
+        // A poll longer than a second still lands on the moment named.
+        let slow = Duration::from_secs(2);
+        let lead = at - poll_start(at, answered, slow);
+        assert_eq!(lead, Duration::from_secs(4));
+        // Never before the refusal was answered, still on the grid.
+        let soon = answered + Duration::from_millis(450);
+        let start = poll_start(soon, answered, poll);
+        assert!(start >= answered);
+        assert_eq!((soon - start).as_millis(), 400);
+        // A moment already past: poll right away.
+        assert_eq!(poll_start(answered, answered, poll), answered);
+    }
 }

@@ -136,6 +136,51 @@ pub(super) fn count_finding(
     }
 }
 
+/// `cap` requests, sent in `span`, were all allowed.
+pub(super) fn never_refused(
+    window: Duration,
+    tier: &str,
+    limit: u64,
+    cap: u64,
+    span: Duration,
+) -> Finding {
+    if span < window {
+        Finding::fail(format!(
+            "{cap} requests within {} ms were all allowed; the {tier} limit is {limit} per {} s",
+            span.as_millis(),
+            window.as_secs()
+        ))
+    } else {
+        Finding::error(format!(
+            "{cap} requests were all allowed, but they took {} ms, longer than a window",
+            span.as_millis()
+        ))
+    }
+}
+
+/// Twice the first poll after a refusal was already allowed: where the
+/// window began is not known closely enough to count it.
+pub(super) fn unbracketed_finding(first: &Reset, second: &Reset) -> Finding {
+    let gap = |r: &Reset| {
+        r.first
+            .sent
+            .saturating_duration_since(r.last_refused.sent)
+            .as_millis()
+    };
+    Finding::error(format!(
+        "the window's start could not be bracketed: twice the first poll after a 429 was already allowed ({} ms and {} ms after it; its Retry-After said {}), so the window may have begun at any moment in between and a count could straddle two windows",
+        gap(first),
+        gap(second),
+        first
+            .last_refused
+            .retry_after_s()
+            .map_or_else(|| "nothing".to_owned(), |s| format!("{s} s")),
+    ))
+    .with_exchange(&first.last_refused.observed.exchange)
+    .with_exchange(&first.first.observed.exchange)
+    .with_exchange(&second.first.observed.exchange)
+}
+
 pub(super) fn retry_after_finding(window: Duration, outcomes: &[Arc<TierOutcome>]) -> Finding {
     let window_s = window.as_secs();
     let mut problems = Vec::new();

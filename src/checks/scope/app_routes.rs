@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::marks::{Marks, listed, owner_of, rows_not_of};
 use super::{OWNER_COLUMN, User, id_of, verdict};
 use crate::checks::{Ctx, Finding, Unobservable};
 use crate::probe::{Observed, Req};
@@ -15,12 +16,15 @@ pub(super) fn posts_of(observed: &Observed) -> Option<Vec<Value>> {
         .cloned()
 }
 
-pub(super) fn owner_of(row: &Value) -> Option<String> {
-    match &row[OWNER_COLUMN] {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+/// Where `observed` holds data not `me`'s: rows naming another owner
+/// anywhere in it, and anything of `theirs`.
+fn not_mine(observed: &Observed, me: &User, theirs: &Marks) -> Vec<String> {
+    let mut held = observed
+        .json()
+        .map(|body| rows_not_of(&body, &me.id))
+        .unwrap_or_default();
+    held.extend(theirs.found_in(&observed.body));
+    held
 }
 
 pub(super) async fn list_posts(
@@ -58,11 +62,17 @@ pub(super) async fn bola_list(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, 
             exchanges: vec![b_list.exchange],
         });
     }
+    // What else of B's a leak may show, wherever the answer puts it.
+    let b_marks = Marks::of("B's", &b.id).with_rows(&b_posts);
     let mut problems = Vec::new();
     let mut exchanges = vec![b_list.exchange];
-    for (query, what) in [
-        (format!("?{OWNER_COLUMN}={}", b.id), "naming B"),
-        (String::new(), "with no parameter"),
+    for (query, what, sent) in [
+        (
+            format!("?{OWNER_COLUMN}={}", b.id),
+            "naming B",
+            vec![b.id.as_str()],
+        ),
+        (String::new(), "with no parameter", vec![]),
     ] {
         let label = format!("A lists posts {what}");
         let (observed, posts) = list_posts(ctx, a, &query, &label).await?;
@@ -77,11 +87,19 @@ pub(super) async fn bola_list(ctx: &Ctx, a: &User, b: &User) -> Result<Finding, 
         if foreign > 0 {
             problems.push(format!("{label}: {foreign} posts not A's were returned"));
         }
+        // Anywhere else in the answer (B's id echoed from the query is not).
+        let held = not_mine(&observed, a, &b_marks.without(&sent));
+        if !held.is_empty() {
+            problems.push(format!(
+                "{label}: the answer holds data not A's: {}",
+                listed(&held)
+            ));
+        }
         exchanges.push(observed.exchange);
     }
     Ok(verdict(
         (!problems.is_empty()).then(|| problems.join("; ")),
-        "A's list holds none of B's posts and no other owner's, whatever author_id is sent",
+        "A's list holds none of B's posts and no other owner's (under any key), whatever author_id is sent",
         &exchanges,
     ))
 }
@@ -119,6 +137,14 @@ pub(super) async fn bola_by_id(ctx: &Ctx, a: &User, b: &User) -> Result<Finding,
         .probe
         .send(get(&b_post_id, "A fetches B's post by id"))
         .await?;
+    // B's data in the refusal, less the post id the request named.
+    let held = not_mine(
+        &other,
+        a,
+        &Marks::of("B's", &b.id)
+            .with_rows(&b_posts)
+            .without(&[&b_post_id]),
+    );
     let leaked_title = b_post["title"]
         .as_str()
         .is_some_and(|t| !t.is_empty() && String::from_utf8_lossy(&other.body).contains(t));
@@ -129,6 +155,12 @@ pub(super) async fn bola_by_id(ctx: &Ctx, a: &User, b: &User) -> Result<Finding,
         ))
     } else if leaked_title {
         Some("A fetching B's post was refused but the answer holds the post's title".to_owned())
+    } else if !held.is_empty() {
+        Some(format!(
+            "A fetching B's post was refused ({}) but the answer holds B's data: {}",
+            other.status,
+            listed(&held)
+        ))
     } else {
         None
     };
@@ -160,18 +192,31 @@ pub(super) async fn write_as_other(ctx: &Ctx, a: &User, b: &User) -> Result<Find
         .await?;
     let (b_list, b_posts) = list_posts(ctx, b, "", "B lists its own posts after the write").await?;
     let stored_as_b = b_posts.iter().any(|p| p["title"] == marker.as_str());
+    // B's data as B's list shows it, less the post written and B's id (the
+    // write carried it): what the write's answer must not hold.
+    let b_rows: Vec<Value> = b_posts
+        .iter()
+        .filter(|p| p["title"] != marker.as_str())
+        .cloned()
+        .collect();
+    let b_marks = Marks::of("B's", &b.id).with_rows(&b_rows).without(&[&b.id]);
     let answer = written.json().unwrap_or(Value::Null);
-    let answered_as_b = owner_of(&answer).as_deref() == Some(b.id.as_str());
     let accepted = (200..300).contains(&written.status);
+    let owner = written_owner(&answer, &marker, accepted);
+    let answered_as_b = owner.as_deref() == Some(b.id.as_str());
+    let held = b_marks.found_in(&written.body);
     let problem = if stored_as_b {
         Some("the post A wrote naming B as author is in B's posts".to_owned())
     } else if answered_as_b {
         Some("the write answered with B as the author".to_owned())
-    } else if accepted
-        && owner_of(&answer).as_deref() != Some(a.id.as_str())
-        && owner_of(&answer).is_some()
-    {
+    } else if accepted && owner.as_deref() != Some(a.id.as_str()) && owner.is_some() {
         Some("the write was stored under neither A nor B".to_owned())
+    } else if !held.is_empty() {
+        Some(format!(
+            "the write naming B answered {} with B's data: {}",
+            written.status,
+            listed(&held)
+        ))
     } else {
         None
     };
@@ -207,6 +252,14 @@ pub(super) async fn write_as_other(ctx: &Ctx, a: &User, b: &User) -> Result<Find
         ))
         .await?;
     exchanges.push(control.exchange.clone());
+    let held = b_marks.found_in(&control.body);
+    if !held.is_empty() {
+        return Ok(Finding::fail(format!(
+            "A's control write answered with B's data: {}",
+            listed(&held)
+        ))
+        .with_exchanges(&exchanges));
+    }
     if !(200..300).contains(&control.status) {
         return Err(Unobservable {
             reason: format!(
@@ -221,4 +274,42 @@ pub(super) async fn write_as_other(ctx: &Ctx, a: &User, b: &User) -> Result<Find
         written.status
     ))
     .with_exchanges(&exchanges))
+}
+
+/// The owner of the post a write stored, as its answer says: the owner named
+/// by the object holding the post's title (`marker`), wherever it is nested,
+/// else, when the write was `accepted`, by the answer itself (a refusal that
+/// echoes the author_id sent stored nothing).
+fn written_owner(answer: &Value, marker: &str, accepted: bool) -> Option<String> {
+    fn find(value: &Value, marker: &str) -> Option<String> {
+        match value {
+            Value::Object(map) => {
+                if map.values().any(|v| v == marker) {
+                    return owner_of(value);
+                }
+                map.values().find_map(|v| find(v, marker))
+            }
+            Value::Array(items) => items.iter().find_map(|v| find(v, marker)),
+            _ => None,
+        }
+    }
+    find(answer, marker).or_else(|| accepted.then(|| owner_of(answer)).flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_post_is_found_wherever_the_answer_nests_it() {
+        let m = "flareproof write-as-other 1";
+        let nested =
+            json!({ "ok": true, "data": { "post": { "id": 9, "title": m, "user_id": "b" } } });
+        assert_eq!(written_owner(&nested, m, true).as_deref(), Some("b"));
+        let top = json!({ "id": 9, "author_id": "a" });
+        assert_eq!(written_owner(&top, m, true).as_deref(), Some("a"));
+        // A refusal echoing the author_id sent stored nothing.
+        let echo = json!({ "error": "Forbidden", "author_id": "b" });
+        assert_eq!(written_owner(&echo, m, false), None);
+    }
 }

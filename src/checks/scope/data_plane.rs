@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::app_routes::owner_of;
+use super::marks::{Marks, listed, owned_rows, owner_of, rows_not_of};
 use super::{BROWSER_ORIGINS, OWNER_COLUMN, OWNER_TABLE, User, verdict};
 use crate::checks::{Ctx, Finding, Unobservable};
 use crate::model::Exchange;
@@ -35,9 +35,19 @@ pub(super) fn scoped_body(owner: &str) -> Value {
 
 /// The positive control of the data-plane checks: with the service key, a
 /// query scoped to A answers rows, all A's. Without it, a refusal proves
-/// nothing.
+/// nothing. Its rows are what a refusal must not hold.
 pub(super) struct Control {
     pub(super) exchange: Exchange,
+    /// A's data: A's user id and the values of the rows the control answered.
+    pub(super) marks: Marks,
+}
+
+impl Control {
+    /// What a refusal of a query scoped to A must not hold: A's data, less
+    /// A's user id, which the query itself carries.
+    pub(super) fn refusal_marks(&self, a: &User) -> Marks {
+        self.marks.without(&[&a.id])
+    }
 }
 
 pub(super) async fn scoped_query_control(ctx: &Ctx, a: &User) -> Result<Control, Unobservable> {
@@ -61,20 +71,45 @@ pub(super) async fn scoped_query_control(ctx: &Ctx, a: &User) -> Result<Control,
             exchanges: vec![observed.exchange],
         });
     }
+    let owned: Vec<Value> = rows
+        .into_iter()
+        .filter(|r| owner_of(r).is_none_or(|o| o == a.id))
+        .collect();
     Ok(Control {
         exchange: observed.exchange,
+        marks: Marks::of("A's", &a.id).with_rows(&owned),
     })
 }
 
-/// A refusal: the expected status, and no rows in the body.
-pub(super) fn refused(observed: &Observed, status: u16, what: &str) -> Option<String> {
+/// A refusal: the expected status, no rows in the body, and nothing of
+/// `marks` nor any row anywhere else in it (any key, any nesting).
+pub(super) fn refused(
+    observed: &Observed,
+    status: u16,
+    what: &str,
+    marks: &Marks,
+) -> Option<String> {
     let rows = rows_of(observed).len();
-    if observed.status == status && rows == 0 {
+    let mut held = marks.found_in(&observed.body);
+    if let Some(body) = observed.json() {
+        held.extend(
+            owned_rows(&body)
+                .into_iter()
+                .map(|(path, owner)| format!("{path} is a row of owner {owner:?}")),
+        );
+    }
+    if observed.status == status && rows == 0 && held.is_empty() {
         None
-    } else {
+    } else if held.is_empty() {
         Some(format!(
             "{what} answered {} with {rows} rows (expected {status}, no rows)",
             observed.status
+        ))
+    } else {
+        Some(format!(
+            "{what} answered {} with {rows} rows under `rows`, and row data elsewhere: {} (expected {status}, no rows)",
+            observed.status,
+            listed(&held)
         ))
     }
 }
@@ -111,11 +146,12 @@ pub(super) async fn without_credentials(
         }
         async move { (label, ctx.probe.send(req).await) }
     });
+    let marks = control.refusal_marks(a);
     let mut problems = Vec::new();
     let mut exchanges = Vec::new();
     for (label, observed) in futures_util::future::join_all(sends).await {
         let observed = observed?;
-        problems.extend(refused(&observed, 401, &label));
+        problems.extend(refused(&observed, 401, &label, &marks));
         exchanges.push(observed.exchange);
     }
     exchanges.push(control.exchange.clone());
@@ -146,7 +182,7 @@ pub(super) async fn session_alone(
             req = req.header("origin", origin);
         }
         let observed = ctx.probe.send(req).await?;
-        problems.extend(refused(&observed, 401, label));
+        problems.extend(refused(&observed, 401, label, &control.refusal_marks(a)));
         exchanges.push(observed.exchange);
     }
     exchanges.push(control.exchange.clone());
@@ -205,6 +241,9 @@ pub(super) async fn no_cors(ctx: &Ctx, a: &User) -> Result<Finding, Unobservable
     ))
 }
 
+/// Unscoped queries refused with no rows and nothing of A's or B's data;
+/// a query scoped to B answers B's rows only (B's scoped answer is asked
+/// first: its rows are B's data, which an unscoped refusal must not hold).
 pub(super) async fn unscoped(
     ctx: &Ctx,
     b: &User,
@@ -212,6 +251,21 @@ pub(super) async fn unscoped(
 ) -> Result<Finding, Unobservable> {
     let mut problems = Vec::new();
     let mut exchanges = vec![control.exchange.clone()];
+    let label_b = format!("query on {OWNER_TABLE} scoped to another user");
+    let scoped = ctx
+        .probe
+        .send(with_key(
+            ctx,
+            query_req(ctx, &label_b, &scoped_body(&b.id)),
+        )?)
+        .await?;
+    let b_rows: Vec<Value> = rows_of(&scoped)
+        .into_iter()
+        .filter(|r| owner_of(r).as_deref() == Some(b.id.as_str()))
+        .collect();
+    let every = control
+        .marks
+        .and(&Marks::of("B's", &b.id).with_rows(&b_rows));
     let unscoped_bodies = [
         ("no filter", json!({ "table": OWNER_TABLE })),
         (
@@ -225,7 +279,7 @@ pub(super) async fn unscoped(
             .probe
             .send(with_key(ctx, query_req(ctx, &label, &body))?)
             .await?;
-        problems.extend(refused(&observed, 403, &label));
+        problems.extend(refused(&observed, 403, &label, &every));
         let body = observed.json().unwrap_or(Value::Null);
         if observed.status == 403 && body["error"] != "UnscopedQuery" {
             problems.push(format!(
@@ -234,32 +288,28 @@ pub(super) async fn unscoped(
         }
         exchanges.push(observed.exchange);
     }
-    // A scoped query answers that owner's rows only.
-    let label = format!("query on {OWNER_TABLE} scoped to another user");
-    let observed = ctx
-        .probe
-        .send(with_key(ctx, query_req(ctx, &label, &scoped_body(&b.id)))?)
-        .await?;
-    let foreign: Vec<String> = rows_of(&observed)
-        .iter()
-        .filter_map(owner_of)
-        .filter(|owner| *owner != b.id)
-        .collect();
-    if observed.status != 200 {
+    // A scoped query answers that owner's rows only: no row naming another
+    // owner under any owner key, nothing of A's data anywhere.
+    let mut foreign = scoped
+        .json()
+        .map(|body| rows_not_of(&body, &b.id))
+        .unwrap_or_default();
+    foreign.extend(control.marks.found_in(&scoped.body));
+    if scoped.status != 200 {
         problems.push(format!(
-            "{label} answered {} (expected 200)",
-            observed.status
+            "{label_b} answered {} (expected 200)",
+            scoped.status
         ));
     } else if !foreign.is_empty() {
         problems.push(format!(
-            "{label} answered {} rows of other owners",
-            foreign.len()
+            "{label_b} answered rows of other owners: {}",
+            listed(&foreign)
         ));
     }
-    exchanges.push(observed.exchange);
+    exchanges.push(scoped.exchange);
     Ok(verdict(
         (!problems.is_empty()).then(|| problems.join("; ")),
-        "unscoped queries on the owner table were refused with UnscopedQuery; a scoped query answered that owner's rows only",
+        "unscoped queries on the owner table were refused with UnscopedQuery and no rows; a scoped query answered that owner's rows only",
         &exchanges,
     ))
 }

@@ -5,6 +5,7 @@
 
 mod app_routes;
 mod data_plane;
+mod marks;
 
 use std::sync::Arc;
 
@@ -116,7 +117,12 @@ async fn session_token_not_bearer(ctx: Ctx) -> Observation {
         let req = query_req(&ctx, &label, &scoped_body(&u.a.id))
             .header("authorization", format!("Bearer {bearer}"));
         let observed = ctx.probe.send(req).await?;
-        problems.extend(refused(&observed, 401, &label));
+        problems.extend(refused(
+            &observed,
+            401,
+            &label,
+            &control.refusal_marks(&u.a),
+        ));
         exchanges.push(observed.exchange);
     }
     exchanges.push(control.exchange.clone());
