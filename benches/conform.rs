@@ -4,10 +4,13 @@
 //!     cargo bench --bench conform           # 3 rounds
 //!     FLAREPROOF_BENCH_ROUNDS=5 cargo bench --bench conform
 //!
-//! The critical path is the longest single inherent wait (the rate-limit
-//! window, or the revocation bound) plus the slowest sign-in of the run;
-//! the target is ≤ 1.25 × it. The sequential sum is each suite run alone,
-//! one after the other: what the scheduler saves.
+//! The critical path is the longest chain of waits no scheduler can
+//! overlap, measured from the run's own evidence: the rate-limit chain (the
+//! slowest sign-in, then one window: spend, wait for the turnover, count)
+//! or the revocation chain (the slowest sign-up and sign-in of a trial, the
+//! slowest time to refusal, then the resurrection watch after it), whichever
+//! is longer; the target is ≤ 1.1 × it. The sequential sum is each suite
+//! run alone, one after the other: what the scheduler saves.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,23 +31,59 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// The slowest sign-in (or sign-up) the run's evidence shows, in ms.
-fn slowest_sign_in(report: &Report) -> f64 {
+/// The slowest exchange whose label says `what`, in ms.
+fn slowest(report: &Report, what: &str) -> f64 {
     report
         .checks
         .iter()
         .flat_map(|c| &c.evidence)
         .filter_map(|e| match e {
-            Evidence::Exchange(x) if x.label.contains("sign in") || x.label.contains("sign up") => {
-                Some(x.elapsed_ms as f64)
-            }
+            Evidence::Exchange(x) if x.label.contains(what) => Some(x.elapsed_ms as f64),
             _ => None,
         })
         .fold(0.0, f64::max)
 }
 
+/// The slowest time to refusal a revocation check measured, in ms.
+fn slowest_refusal(report: &Report) -> f64 {
+    report
+        .checks
+        .iter()
+        .flat_map(|c| &c.evidence)
+        .filter_map(|e| match e {
+            Evidence::Measurement(m) if m.name.starts_with("time to refusal") => Some(m.value),
+            _ => None,
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The critical path of a run (see the module's docs), and how it reads.
+fn critical_path(report: &Report, window_ms: f64, watch_ms: f64) -> (f64, String) {
+    let (sign_up, sign_in) = (slowest(report, "sign up"), slowest(report, "sign in"));
+    let ratelimit = sign_in + window_ms;
+    let refusal = slowest_refusal(report);
+    let session = sign_up + sign_in + refusal + watch_ms;
+    let how = if ratelimit >= session {
+        format!("slowest sign-in {sign_in:.0} ms + window {window_ms:.0} ms")
+    } else {
+        format!(
+            "slowest sign-up {sign_up:.0} ms + sign-in {sign_in:.0} ms + refusal {refusal:.0} ms + resurrection watch {watch_ms:.0} ms"
+        )
+    };
+    (ratelimit.max(session), how)
+}
+
+/// What one run gave: its wall time, its report, the requests it sent and
+/// the target's revocation bound.
+struct Run {
+    wall: Duration,
+    report: Report,
+    requests: usize,
+    bound_s: u64,
+}
+
 /// One conform run over `only` against a fresh reference Worker.
-fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> (Duration, Report) {
+fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> Run {
     let events = Events::new(|e: &Event| {
         if !e.is_chatter() {
             eprintln!("{e}")
@@ -52,6 +91,7 @@ fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> (Duration, Report) {
     });
     let fixture = Fixture::start(&demo::options(), &events).expect("the reference Worker starts");
     let target = demo::target_for(fixture.info(), 604_800).expect("a target");
+    let bound_s = target.profile.revocation_bound_s;
     let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
     let conform = Conform {
         target: Arc::new(target),
@@ -60,7 +100,7 @@ fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> (Duration, Report) {
         progress: Arc::new(flareproof::progress::Silent),
     };
     let started = Instant::now();
-    let (report, _) = runtime.block_on(conform.run()).expect("conform runs");
+    let (report, probe) = runtime.block_on(conform.run()).expect("conform runs");
     let wall = started.elapsed();
     let bad: Vec<_> = report
         .checks
@@ -72,7 +112,12 @@ fn run(runtime: &tokio::runtime::Runtime, only: &[&str]) -> (Duration, Report) {
         bad.is_empty(),
         "the healthy reference Worker must pass: {bad:#?}"
     );
-    (wall, report)
+    Run {
+        wall,
+        report,
+        requests: probe.governor().sent_count(),
+        bound_s,
+    }
 }
 
 fn main() {
@@ -87,37 +132,40 @@ fn main() {
         .unwrap();
     let options = demo::options();
     let window_ms = options.window_s.unwrap_or(60) as f64 * 1000.0;
-    let bound_ms = 2000.0; // demo::target_for's revocation bound
-    let inherent = window_ms.max(bound_ms);
-
+    let plan = Plan::builtin("flarelink-auth/v1").unwrap();
     let mut walls = Vec::new();
     let mut paths = Vec::new();
     for round in 1..=rounds {
-        let (wall, report) = run(
+        let r = run(
             &runtime,
             &["cookie.*", "scope.*", "session.*", "ratelimit.*"],
         );
-        let path = inherent + slowest_sign_in(&report);
+        // The resurrection watch lasts observe_after_refusal_ms, and at
+        // least the revocation bound.
+        let watch_ms = (plan.params.observe_after_refusal_ms as f64).max(r.bound_s as f64 * 1000.0);
+        let (path, how) = critical_path(&r.report, window_ms, watch_ms);
         println!(
-            "round {round}: conform {:.0} ms, critical path {:.0} ms (inherent wait {:.0} ms + slowest sign-in {:.0} ms), ratio {:.2}",
-            ms(wall),
-            path,
-            inherent,
-            path - inherent,
-            ms(wall) / path
+            "round {round}: conform {:.0} ms, critical path {path:.0} ms ({how}), ratio {:.2}, {} requests",
+            ms(r.wall),
+            ms(r.wall) / path,
+            r.requests
         );
-        walls.push(ms(wall));
+        walls.push(ms(r.wall));
         paths.push(path);
     }
     let mut sequential = 0.0;
     for area in ["cookie.*", "scope.*", "session.*", "ratelimit.*"] {
-        let (wall, _) = run(&runtime, &[area]);
-        println!("alone: {area:<12} {:.0} ms", ms(wall));
-        sequential += ms(wall);
+        let r = run(&runtime, &[area]);
+        println!(
+            "alone: {area:<12} {:.0} ms, {} requests",
+            ms(r.wall),
+            r.requests
+        );
+        sequential += ms(r.wall);
     }
     let (wall, path) = (median(walls), median(paths));
     println!(
-        "conform median {wall:.0} ms vs critical path {path:.0} ms: ratio {:.2} (target <= 1.25); suites one after another: {sequential:.0} ms ({:.2} x the concurrent run)",
+        "conform median {wall:.0} ms vs critical path {path:.0} ms: ratio {:.2} (target <= 1.1); suites one after another: {sequential:.0} ms ({:.2} x the concurrent run)",
         wall / path,
         sequential / wall
     );
