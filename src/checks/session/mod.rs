@@ -473,8 +473,10 @@ async fn app_replays(
         return Ok(());
     }
     let (revoked_at, revoked_ms) = app.revoked;
-    let _lease = ctx.exclusive(&APP_BUCKETS).await?;
     tokio::time::sleep_until((revoked_at + Duration::from_millis(bound_ms + 1)).into()).await;
+    // Held for these few requests only: a measurement of those buckets
+    // either is over or waits for them.
+    let _lease = ctx.exclusive(&APP_BUCKETS).await?;
     for w in due {
         let vantage = w.vantage.clone();
         let token = app_poll(
