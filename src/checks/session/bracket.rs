@@ -406,6 +406,75 @@ mod tests {
         assert_eq!(watch(Some(1500), None).within(2000), Within::Unknown);
     }
 
+    fn app_poll(seen: AppSeen, status: u16, sent_ms: u64) -> AppPoll {
+        AppPoll {
+            sent_ms,
+            seen,
+            status,
+            exchange: Exchange {
+                label: "app route".to_owned(),
+                request: crate::model::HttpRequest {
+                    method: "GET".to_owned(),
+                    url: "http://127.0.0.1:1/api/me".to_owned(),
+                    headers: Vec::new(),
+                    body: None,
+                },
+                response: None,
+                error: None,
+                at_ms: sent_ms,
+                elapsed_ms: 1,
+            },
+        }
+    }
+
+    /// A watch refused in time at get-session, with the app route's replay
+    /// after the bound and the control's beside it.
+    fn with_app(token: (AppSeen, u16), control: (AppSeen, u16)) -> Watch {
+        Watch {
+            app: Some(AppCheck {
+                route: "/api/me".to_owned(),
+                token: app_poll(token.0, token.1, 2100),
+                control: app_poll(control.0, control.1, 2105),
+            }),
+            ..watch(Some(250), Some((350, 360)))
+        }
+    }
+
+    #[test]
+    fn the_app_route_accepting_a_revoked_token_fails_and_an_unclear_control_is_an_error() {
+        use crate::model::Status;
+        let verdict = |w: Watch| window_finding(Revocation::SignOut, &[w], &[], 2000, 100);
+        // Refused at get-session, accepted at the app route after the bound.
+        let f = verdict(with_app((AppSeen::Accepted, 200), (AppSeen::Accepted, 200)));
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(
+            f.summary.contains("accepted at GET /api/me"),
+            "{}",
+            f.summary
+        );
+        // Refused beside an accepted control: a pass that says so.
+        let f = verdict(with_app((AppSeen::Refused, 401), (AppSeen::Accepted, 200)));
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert!(f.summary.contains("GET /api/me"), "{}", f.summary);
+        // Refused beside a refused or rate-limited control, or rate-limited
+        // itself: no answer.
+        for (token, control) in [
+            ((AppSeen::Refused, 401), (AppSeen::Refused, 403)),
+            ((AppSeen::Refused, 401), (AppSeen::Unclear, 429)),
+            ((AppSeen::Unclear, 429), (AppSeen::Accepted, 200)),
+        ] {
+            let f = verdict(with_app(token, control));
+            assert_eq!(f.status, Status::Error, "{token:?} {control:?}: {f:?}");
+        }
+        // A late acceptance at get-session still fails, whatever the app
+        // route's control did.
+        let late = Watch {
+            accepted_until_ms: Some(2050),
+            ..with_app((AppSeen::Refused, 401), (AppSeen::Unclear, 429))
+        };
+        assert_eq!(verdict(late).status, Status::Fail);
+    }
+
     #[test]
     pub(super) fn a_slow_poll_across_the_bound_is_an_error_and_a_late_one_a_failure() {
         let slow = [watch(Some(250), Some((2100, 2150)))];
