@@ -11,6 +11,7 @@ mod probe;
 mod registry;
 mod report;
 mod schema;
+mod sessions;
 mod stand_in;
 mod support;
 mod trust;

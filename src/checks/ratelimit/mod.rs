@@ -217,7 +217,7 @@ async fn per_identity(ctx: Ctx) -> Observation {
     let o = tier(&ctx, "free").await.ok();
     Ok(probe_finding(
         o.as_ref().map(|o| &o.per_identity),
-        "with free's bucket exhausted, free2 was still allowed",
+        "with free's bucket exhausted, free2 was still allowed and a second session of free (its own sign-in) was refused too",
         o.as_ref()
             .map(|o| timelines(suite.window, o))
             .unwrap_or_default(),

@@ -1,10 +1,12 @@
 //! The probes an exhausted bucket allows: claimed tiers, spoofed client
-//! addresses and the other identity, each bracketed by a plain request that
-//! must still be refused.
+//! addresses, the other identity (allowed) and a second session of the same
+//! user (refused: the bucket is the user's, not the session's), each
+//! bracketed by a plain request that must still be refused.
 
 use super::engine::{BucketRun, Caller, PROBE_ATTEMPTS, Probes, Suite, TierOutcome};
 use super::payloads::{spoofed_addresses, tier_claims};
-use crate::checks::Unobservable;
+use crate::checks::{Unobservable, sign_in};
+use crate::probe::Jar;
 
 pub(super) fn needs_probing(o: &TierOutcome) -> bool {
     match o.tier {
@@ -15,7 +17,9 @@ pub(super) fn needs_probing(o: &TierOutcome) -> bool {
 }
 
 /// Runs the probes, spending the bucket before each attempt; a probe that
-/// the window's turnover made inconclusive is repeated.
+/// the window's turnover made inconclusive is repeated. Where there is
+/// another identity to probe (free's bucket), a second session of `me`'s
+/// user is signed in first: it must find the bucket exhausted too.
 pub(super) async fn probe_until_done(
     suite: &Suite<'_>,
     run: &mut BucketRun,
@@ -25,13 +29,47 @@ pub(super) async fn probe_until_done(
     outcome: &mut TierOutcome,
     cap: u64,
 ) -> Result<(), Unobservable> {
+    let again = match other {
+        Some(_) if needs_probing(outcome) && !outcome.per_identity.done => {
+            Some(second_session(suite, me).await?)
+        }
+        _ => None,
+    };
     for _ in 0..PROBE_ATTEMPTS {
         if !needs_probing(outcome) || suite.exhaust(run, me, cap).await?.is_none() {
             break;
         }
-        probe_exhausted(suite, run, other_run, me, other, outcome).await?;
+        let identities = Identities {
+            me,
+            other,
+            again: again.as_ref(),
+        };
+        probe_exhausted(suite, run, other_run, &identities, outcome).await?;
+    }
+    // Its refusals are about `me`'s user only while it is a live session of
+    // that user (else it went out anonymous).
+    if let Some(again) = &again {
+        again.still_signed_in(suite.ctx).await?;
     }
     Ok(())
+}
+
+/// A second session of `me`'s user: a sign-in of its own (never the first
+/// session's cookies), spending the same bucket.
+async fn second_session(suite: &Suite<'_>, me: &Caller) -> Result<Caller, Unobservable> {
+    let (identity, _) = sign_in(suite.ctx, me.bucket, Jar::new()).await?;
+    Ok(Caller {
+        bucket: me.bucket,
+        jar: Some(identity.session_jar()),
+    })
+}
+
+/// Who the probes of an exhausted bucket send as: its owner, another user
+/// (free2) and a second session of the owner's user.
+pub(super) struct Identities<'c> {
+    pub(super) me: &'c Caller,
+    pub(super) other: Option<&'c Caller>,
+    pub(super) again: Option<&'c Caller>,
 }
 
 /// The probes an exhausted bucket allows, each bracketed by a plain
@@ -40,27 +78,47 @@ pub(super) async fn probe_exhausted(
     suite: &Suite<'_>,
     run: &mut BucketRun,
     other_run: &mut BucketRun,
-    me: &Caller,
-    other: Option<&Caller>,
+    who: &Identities<'_>,
     outcome: &mut TierOutcome,
 ) -> Result<(), Unobservable> {
+    let (me, other) = (who.me, who.other);
     #[derive(Clone, Copy, PartialEq, Eq)]
     enum Kind {
         Claims,
         Spoofing,
         PerIdentity,
     }
-    /// What is probed, how it reads, who sends it, with which header.
-    type Job<'c> = (Kind, String, &'c Caller, Option<(&'static str, String)>);
+    /// What is probed, how it reads, who sends it, with which header, and
+    /// whether it must be allowed (a per-identity probe of another user) or
+    /// refused (every other probe, and a second session of the same user).
+    type Job<'c> = (
+        Kind,
+        String,
+        &'c Caller,
+        Option<(&'static str, String)>,
+        bool,
+    );
     let mut jobs: Vec<Job> = Vec::new();
     if matches!(me.bucket, "anonymous" | "free") && !outcome.claims.done {
         for (what, name, value) in tier_claims() {
-            jobs.push((Kind::Claims, what.to_owned(), me, Some((name, value))));
+            jobs.push((
+                Kind::Claims,
+                what.to_owned(),
+                me,
+                Some((name, value)),
+                false,
+            ));
         }
     }
     if me.bucket == "anonymous" && !outcome.spoofing.done {
         for (what, name, value) in spoofed_addresses() {
-            jobs.push((Kind::Spoofing, what.to_owned(), me, Some((name, value))));
+            jobs.push((
+                Kind::Spoofing,
+                what.to_owned(),
+                me,
+                Some((name, value)),
+                false,
+            ));
         }
     }
     if let Some(other) = other
@@ -71,13 +129,26 @@ pub(super) async fn probe_exhausted(
             format!("{} while {} is exhausted", other.bucket, me.bucket),
             other,
             None,
+            true,
         ));
+        if let Some(again) = who.again {
+            jobs.push((
+                Kind::PerIdentity,
+                format!(
+                    "a second session of {} (its own sign-in) while the first is exhausted",
+                    me.bucket
+                ),
+                again,
+                None,
+                false,
+            ));
+        }
     }
     // Each probe is followed by a plain request as `me` that must still be
     // refused; probes run side by side, so the window has little time to
     // turn over under them.
     let brackets = futures_util::future::join_all(jobs.iter().map(
-        |(_, what, probe_caller, header)| async move {
+        |(_, what, probe_caller, header, _)| async move {
             let extra: Vec<(&str, String)> = header.iter().cloned().collect();
             let probe = suite
                 .send(probe_caller, &extra, &format!("while exhausted: {what}"))
@@ -101,12 +172,14 @@ pub(super) async fn probe_exhausted(
             )
         })
         .collect();
-    for ((kind, what, probe_caller, _), bracket) in jobs.iter().zip(brackets) {
+    for ((kind, what, probe_caller, _, must_allow), bracket) in jobs.iter().zip(brackets) {
         let (probe, control) = bracket?;
-        if probe_caller.bucket == me.bucket {
-            run.record(&probe);
-        } else {
+        if probe_caller.bucket != me.bucket {
             other_run.record(&probe);
+        } else if std::ptr::eq(*probe_caller, me) || !probe.allowed() {
+            // A second session allowed while the first is exhausted is not
+            // the bucket's window turning over: left out of its timeline.
+            run.record(&probe);
         }
         run.record(&control);
         let p = &mut found
@@ -116,11 +189,20 @@ pub(super) async fn probe_exhausted(
             .1;
         if !control.refused() {
             p.done = false;
-        } else if kind == &Kind::PerIdentity {
+        } else if kind == &Kind::PerIdentity && *must_allow {
             if !probe.allowed() {
                 p.problems.push(format!(
                     "{what}: refused ({}) though only {} had spent its bucket",
                     probe.status, me.bucket
+                ));
+            }
+            p.evidence
+                .extend([probe.observed.exchange, control.observed.exchange]);
+        } else if kind == &Kind::PerIdentity {
+            if probe.allowed() {
+                p.problems.push(format!(
+                    "{what}: allowed ({}), though the user's bucket was exhausted: the bucket follows the session, not the user",
+                    probe.status
                 ));
             }
             p.evidence

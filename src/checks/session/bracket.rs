@@ -38,6 +38,68 @@ pub(super) struct Watch {
     /// The exchanges worth showing: the first refusal, the resurrection, or
     /// the last acceptance when it was never refused.
     pub(super) notable: Vec<Exchange>,
+    /// The token's replay at the app route after the bound, beside the
+    /// control's (trial 1 only).
+    pub(super) app: Option<AppCheck>,
+}
+
+/// What the app route answered a presented cookie jar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AppSeen {
+    Accepted,
+    Refused,
+    /// A 429 (still, after the resends): neither accepted nor refused.
+    Unclear,
+}
+
+/// One replay at the app route.
+#[derive(Debug, Clone)]
+pub(super) struct AppPoll {
+    /// Milliseconds from the revocation's answer to when it was sent.
+    pub(super) sent_ms: u64,
+    pub(super) seen: AppSeen,
+    pub(super) status: u16,
+    pub(super) exchange: Exchange,
+}
+
+/// A revoked token and the control, replayed at the app route at one
+/// vantage, one right after the other.
+#[derive(Debug, Clone)]
+pub(super) struct AppCheck {
+    /// The route's path.
+    pub(super) route: String,
+    pub(super) token: AppPoll,
+    pub(super) control: AppPoll,
+}
+
+impl AppCheck {
+    /// The token was accepted by a replay sent after the bound.
+    fn accepted_late(&self, bound_ms: u64) -> bool {
+        self.token.seen == AppSeen::Accepted && self.token.sent_ms > bound_ms
+    }
+
+    /// Why the replay proves nothing, when it does not: a refusal counts
+    /// only beside a control accepted at the same route and vantage, and a
+    /// 429 is no answer.
+    fn unclear(&self) -> Option<String> {
+        let route = &self.route;
+        match (self.token.seen, self.control.seen) {
+            (AppSeen::Accepted, _) => None,
+            (AppSeen::Unclear, _) => Some(format!(
+                "GET {route} answered the revoked token {} (rate-limited), neither accepted nor refused",
+                self.token.status
+            )),
+            (AppSeen::Refused, AppSeen::Accepted) => None,
+            (AppSeen::Refused, AppSeen::Refused) => Some(format!(
+                "GET {route} refused the revoked token, but refused the never-revoked control too ({})",
+                self.control.status
+            )),
+            (AppSeen::Refused, AppSeen::Unclear) => Some(format!(
+                "GET {route} refused the revoked token, but the never-revoked control beside it was rate-limited ({})",
+                self.control.status
+            )),
+        }
+    }
 }
 
 pub(super) fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -65,7 +127,10 @@ pub(super) enum Within {
 impl Watch {
     pub(super) fn within(&self, bound_ms: u64) -> Within {
         let late = |ms: Option<u64>| ms.is_some_and(|ms| ms > bound_ms);
-        if late(self.accepted_until_ms) || late(self.resurrected_after_ms) {
+        if late(self.accepted_until_ms)
+            || late(self.resurrected_after_ms)
+            || self.app.as_ref().is_some_and(|a| a.accepted_late(bound_ms))
+        {
             Within::No
         } else if self.refused_by_ms.is_some_and(|ms| ms <= bound_ms) {
             Within::Yes
@@ -130,10 +195,31 @@ pub(super) fn window_finding(
         .iter()
         .filter(|w| w.within(bound_ms) == Within::Unknown)
         .collect();
+    let app_checked: Vec<&Watch> = watches.iter().filter(|w| w.app.is_some()).collect();
+    let app_unclear: Vec<(&Watch, String)> = app_checked
+        .iter()
+        .filter_map(|w| Some((*w, w.app.as_ref()?.unclear()?)))
+        .collect();
+    if let Some(route) = app_checked.iter().find_map(|w| w.app.as_ref()) {
+        evidence.push(Evidence::note(format!(
+            "{} revoked token(s) of trial 1 replayed at the app route GET {} (metered, so only there) after the bound, each beside the never-revoked control at the same vantage.",
+            app_checked.len(),
+            route.route
+        )));
+    }
     let finding = if !late.is_empty() {
         let which: Vec<String> = late
             .iter()
             .map(|w| match (w.refused_by_ms, w.resurrected_after_ms) {
+                (Some(ms), _) if w.app.as_ref().is_some_and(|a| a.accepted_late(bound_ms)) => {
+                    let app = w.app.as_ref().expect("checked above");
+                    format!(
+                        "{}: refused at get-session by {ms} ms, but accepted at GET {} by a replay sent at {} ms",
+                        w.who(),
+                        app.route,
+                        app.token.sent_ms
+                    )
+                }
                 (Some(ms), Some(again)) if again > bound_ms => format!(
                     "{}: refused by {ms} ms, then accepted again by a poll sent at {again} ms",
                     w.who()
@@ -153,6 +239,16 @@ pub(super) fn window_finding(
             .collect();
         Finding::fail(format!(
             "not refused within {bound_ms} ms after {}: {}",
+            kind.what(),
+            which.join("; ")
+        ))
+    } else if !app_unclear.is_empty() {
+        let which: Vec<String> = app_unclear
+            .iter()
+            .map(|(w, why)| format!("{}: {why}", w.who()))
+            .collect();
+        Finding::error(format!(
+            "could not tell whether the app route refuses the token revoked by {}: {}",
             kind.what(),
             which.join("; ")
         ))
@@ -176,16 +272,38 @@ pub(super) fn window_finding(
             which.join("; ")
         ))
     } else {
+        let app = match app_checked.first().and_then(|w| w.app.as_ref()) {
+            Some(a) => format!(
+                "; refused at GET {} too after the bound ({} replays, each beside an accepted control)",
+                a.route,
+                app_checked.len()
+            ),
+            None => String::new(),
+        };
         Finding::pass(format!(
-            "every token was refused at every vantage within the bound: p50 {} ms, max {} ms (bound {bound_ms} ms, resolution {interval_ms} ms)",
+            "every token was refused at every vantage within the bound: p50 {} ms, max {} ms (bound {bound_ms} ms, resolution {interval_ms} ms){app}",
             percentile(&times, 0.5),
             times.last().copied().unwrap_or(0)
         ))
     };
-    let shown = late
+    let app_exchanges = |w: &&Watch| -> Vec<Exchange> {
+        w.app
+            .iter()
+            .flat_map(|a| [a.token.exchange.clone(), a.control.exchange.clone()])
+            .collect()
+    };
+    let shown: Vec<Exchange> = late
         .iter()
-        .chain(&unknown)
-        .flat_map(|w| w.notable.iter())
+        .chain(app_unclear.iter().map(|(w, _)| w))
+        .flat_map(|w| {
+            let mut e = app_exchanges(w);
+            e.extend(w.notable.iter().cloned());
+            e
+        })
+        .collect();
+    let shown = shown
+        .iter()
+        .chain(unknown.iter().flat_map(|w| w.notable.iter()))
         .chain(watches.iter().take(2).flat_map(|w| w.notable.iter()));
     let mut finding = finding;
     finding.evidence.extend(evidence);
@@ -247,6 +365,7 @@ mod tests {
             polls: 3,
             watched_ms: refused.map_or(accepted_until.unwrap_or(0), |(sent, _)| sent),
             notable: Vec::new(),
+            app: None,
         }
     }
 
@@ -285,6 +404,75 @@ mod tests {
         // Never observed after the bound (cannot happen from `watch`, which
         // polls past the bound): not a pass.
         assert_eq!(watch(Some(1500), None).within(2000), Within::Unknown);
+    }
+
+    fn app_poll(seen: AppSeen, status: u16, sent_ms: u64) -> AppPoll {
+        AppPoll {
+            sent_ms,
+            seen,
+            status,
+            exchange: Exchange {
+                label: "app route".to_owned(),
+                request: crate::model::HttpRequest {
+                    method: "GET".to_owned(),
+                    url: "http://127.0.0.1:1/api/me".to_owned(),
+                    headers: Vec::new(),
+                    body: None,
+                },
+                response: None,
+                error: None,
+                at_ms: sent_ms,
+                elapsed_ms: 1,
+            },
+        }
+    }
+
+    /// A watch refused in time at get-session, with the app route's replay
+    /// after the bound and the control's beside it.
+    fn with_app(token: (AppSeen, u16), control: (AppSeen, u16)) -> Watch {
+        Watch {
+            app: Some(AppCheck {
+                route: "/api/me".to_owned(),
+                token: app_poll(token.0, token.1, 2100),
+                control: app_poll(control.0, control.1, 2105),
+            }),
+            ..watch(Some(250), Some((350, 360)))
+        }
+    }
+
+    #[test]
+    fn the_app_route_accepting_a_revoked_token_fails_and_an_unclear_control_is_an_error() {
+        use crate::model::Status;
+        let verdict = |w: Watch| window_finding(Revocation::SignOut, &[w], &[], 2000, 100);
+        // Refused at get-session, accepted at the app route after the bound.
+        let f = verdict(with_app((AppSeen::Accepted, 200), (AppSeen::Accepted, 200)));
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(
+            f.summary.contains("accepted at GET /api/me"),
+            "{}",
+            f.summary
+        );
+        // Refused beside an accepted control: a pass that says so.
+        let f = verdict(with_app((AppSeen::Refused, 401), (AppSeen::Accepted, 200)));
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert!(f.summary.contains("GET /api/me"), "{}", f.summary);
+        // Refused beside a refused or rate-limited control, or rate-limited
+        // itself: no answer.
+        for (token, control) in [
+            ((AppSeen::Refused, 401), (AppSeen::Refused, 403)),
+            ((AppSeen::Refused, 401), (AppSeen::Unclear, 429)),
+            ((AppSeen::Unclear, 429), (AppSeen::Accepted, 200)),
+        ] {
+            let f = verdict(with_app(token, control));
+            assert_eq!(f.status, Status::Error, "{token:?} {control:?}: {f:?}");
+        }
+        // A late acceptance at get-session still fails, whatever the app
+        // route's control did.
+        let late = Watch {
+            accepted_until_ms: Some(2050),
+            ..with_app((AppSeen::Refused, 401), (AppSeen::Unclear, 429))
+        };
+        assert_eq!(verdict(late).status, Status::Fail);
     }
 
     #[test]

@@ -4,8 +4,23 @@
 //! revokes it (sign-out, or revoke-sessions for every session of the user),
 //! then replays it at every vantage every `poll_interval_ms` (raised so that
 //! polling takes at most half of `budget.max_rps`) until refused,
-//! and keeps watching for `observe_after_refusal_ms` afterwards. The polling
-//! interval is the measurement's resolution and is reported with it.
+//! and keeps watching for `observe_after_refusal_ms` afterwards, and never
+//! for less than `revocation_bound_s`. The polling interval is the
+//! measurement's resolution and is reported with it. Every replay sends the
+//! whole cookie jar the sign-in (or sign-up) left, as a browser, or whoever
+//! stole its cookies, would: a second cookie that still authenticates (a
+//! signed session cache) is a way around revocation.
+//!
+//! App routes authenticate sessions too. Trial 1 of each kind, once its
+//! get-session watches are over (so after the bound), replays a revoked token
+//! at the contract's metered app route (`GET /api/me`) at every vantage,
+//! beside the never-revoked control at the same route and vantage: accepted
+//! there fails the revocation. Those replays are few because they are
+//! metered: a refused one spends this machine's anonymous bucket, the
+//! control's spends its account's (free) bucket, so they are sent while
+//! those buckets are held exclusive (no measurement counts them), and a 429
+//! is never an answer (resent after its `Retry-After`, twice at most, then
+//! "could not tell").
 //!
 //! A poll's answer reflects the token's state at some instant between the
 //! poll's send and its answer, so the revocation took effect after the last
@@ -25,18 +40,27 @@ use serde_json::json;
 use url::Url;
 
 use super::identity::{Seen, accepted_at};
-use super::registry::{Check, Needs, Observation, Turnover};
+use super::registry::{Check, Needs, Observation, Turnover, exclusive};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in_as};
 use crate::check;
 use crate::model::{Exchange, Secret};
-use crate::probe::{Jar, Req};
+use crate::probe::{Jar, Observed, Req};
 use crate::target::Account;
-use bracket::{Watch, resurrection_finding, window_finding};
+use bracket::{AppCheck, AppPoll, AppSeen, Watch, resurrection_finding, window_finding};
 
-/// Revocation trials sign up accounts of their own and poll every vantage;
-/// they use only `/api/auth/*`, which the contract leaves unmetered.
+/// Revocation trials sign up accounts of their own and poll every vantage,
+/// mostly at `/api/auth/*`, which the contract leaves unmetered. Their few
+/// replays at the metered app route spend the anonymous bucket (a refused
+/// token is anonymous) and a fresh free account's (which is free's and
+/// free2's where a target keys free users together): taken exclusive for
+/// those replays, so that no measurement counts them.
+const APP_BUCKETS: [&str; 3] = ["anonymous", "free", "free2"];
 const TRIALS: Needs = Needs {
-    buckets: &[],
+    buckets: &[
+        exclusive("anonymous"),
+        exclusive("free"),
+        exclusive("free2"),
+    ],
     fresh_accounts: true,
     vantages: true,
     turnover: Turnover::None,
@@ -75,6 +99,15 @@ impl Revocation {
         match self {
             Revocation::SignOut => "signout",
             Revocation::RevokeAll => "revokeall",
+        }
+    }
+
+    /// The token trial 1 replays at the app route: the one signed out, or
+    /// the session revoke-sessions ended from another.
+    fn app_token(self) -> &'static str {
+        match self {
+            Revocation::SignOut => "revoking session",
+            Revocation::RevokeAll => "other session",
         }
     }
 }
@@ -129,7 +162,8 @@ async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable
         let runs = (1..=ctx.plan.params.revocation_trials).map(|t| async move {
             let (account, control) =
                 tokio::join!(revocation_account(ctx, kind.role()), control_session(ctx));
-            trial(ctx, &account?, &*control?, kind, t, interval_ms).await
+            let (account, signed_up) = account?;
+            trial(ctx, &account, signed_up, &*control?, kind, t, interval_ms).await
         });
         let mut all = Trials {
             watches: Vec::new(),
@@ -149,12 +183,15 @@ async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable
 }
 
 /// The session every trial polls as its control: of an account signed up
-/// once per run, signed in once, never revoked.
+/// once per run (the sign-up's own session, or one sign-in when it set
+/// none), never revoked.
 async fn control_session(ctx: &Ctx) -> Result<Arc<Identity>, Unobservable> {
     ctx.once("session.control", || async {
-        let account = revocation_account(ctx, "control").await?;
-        let (control, _) = sign_in_as(ctx, &account, Jar::new()).await?;
-        Ok(control)
+        let (account, signed_up) = revocation_account(ctx, "control").await?;
+        match signed_up {
+            Some(control) => Ok(control),
+            None => Ok(sign_in_as(ctx, &account, Jar::new()).await?.0),
+        }
     })
     .await
 }
@@ -216,15 +253,27 @@ async fn no_resurrection(ctx: Ctx) -> Observation {
         return Ok(blocked);
     }
     let all: Vec<&Watch> = sign_out.watches.iter().chain(&revoke_all.watches).collect();
-    Ok(resurrection_finding(
-        ctx.plan.params.observe_after_refusal_ms,
-        &all,
-    ))
+    Ok(resurrection_finding(observe_after_refusal_ms(&ctx), &all))
+}
+
+/// How long a refused token is still watched: `observe_after_refusal_ms`,
+/// and never less than the bound (a token the target brings back from a
+/// stale replica may come back any time within it).
+fn observe_after_refusal_ms(ctx: &Ctx) -> u64 {
+    ctx.plan
+        .params
+        .observe_after_refusal_ms
+        .max(ctx.target.profile.revocation_bound_s * 1000)
 }
 
 /// A fresh account (`role` names it): a sign-up, so that revoking never
-/// ends another check's session.
-async fn revocation_account(ctx: &Ctx, role: &str) -> Result<Account, Unobservable> {
+/// ends another check's session. With it, the session the sign-up set
+/// (better-auth's `autoSignIn`), if it set one, which saves a sign-in (a
+/// password hash in the target's isolate).
+async fn revocation_account(
+    ctx: &Ctx,
+    role: &str,
+) -> Result<(Account, Option<Identity>), Unobservable> {
     let domain = ctx
         .target
         .account("free")
@@ -265,20 +314,26 @@ async fn revocation_account(ctx: &Ctx, role: &str) -> Result<Account, Unobservab
             exchanges: vec![observed.exchange],
         });
     }
-    Ok(account)
+    let signed_up = signed_up_session(ctx, &account, &observed);
+    Ok((account, signed_up))
 }
 
-/// One trial: sign in (twice for revoke-all), prime every vantage, revoke,
-/// watch every token at every vantage.
+/// One trial: the sign-up's session or a sign-in (and one more sign-in for
+/// revoke-all), prime every vantage, revoke, watch every token at every
+/// vantage; trial 1 then replays a token at the app route.
 async fn trial(
     ctx: &Ctx,
     account: &Account,
+    signed_up: Option<Identity>,
     control: &Identity,
     kind: Revocation,
     trial: u32,
     interval_ms: u64,
 ) -> Result<(Vec<Watch>, Vec<ControlWatch>, Vec<Exchange>), Unobservable> {
-    let (first, _) = sign_in_as(ctx, account, Jar::new()).await?;
+    let first = match signed_up {
+        Some(session) => session,
+        None => sign_in_as(ctx, account, Jar::new()).await?.0,
+    };
     let mut tokens: Vec<(&'static str, Identity)> = vec![("revoking session", first)];
     if kind == Revocation::RevokeAll {
         let (second, _) = sign_in_as(ctx, account, Jar::new()).await?;
@@ -292,7 +347,7 @@ async fn trial(
         for vantage in &ctx.target.vantages {
             let (seen, exchange) = accepted_at(
                 ctx,
-                &identity.session_jar(),
+                &identity.jar,
                 vantage,
                 &format!("prime {label} at {vantage}"),
             )
@@ -314,7 +369,7 @@ async fn trial(
     };
     let req = Req::post(ctx.url(path), format!("trial {trial}: {}", kind.what()))
         .header("origin", ctx.target.origin.clone())
-        .jar(&revoking.session_jar())
+        .jar(&revoking.jar)
         .json(&json!({}));
     let revoked = ctx.probe.send(req).await?;
     let revoked_at = Instant::now();
@@ -366,7 +421,93 @@ async fn trial(
         watches.push(outcome?);
     }
     let controls = controls.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // A control refused at get-session already makes every verdict an
+    // error: nothing to learn at the app route.
+    if trial == 1 && controls.iter().all(|c| c.refused.is_none()) {
+        let token = tokens
+            .iter()
+            .find(|(label, _)| *label == kind.app_token())
+            .map(|(_, identity)| identity)
+            .unwrap_or(revoking);
+        let app = AppReplay {
+            label: kind.app_token(),
+            token,
+            control,
+            revoked: (revoked_at, revoked_ms),
+            trial,
+        };
+        app_replays(ctx, &app, &mut watches).await?;
+    }
     Ok((watches, controls, vec![revoked.exchange]))
+}
+
+/// What trial 1 replays at the app route.
+struct AppReplay<'a> {
+    label: &'static str,
+    token: &'a Identity,
+    control: &'a Identity,
+    revoked: (Instant, u64),
+    trial: u32,
+}
+
+/// Replays `app.token` at the app route at every vantage where its
+/// get-session watch ended refused (neither late nor resurrected, which
+/// are judged already), after the bound, each beside the control at the
+/// same route and vantage.
+async fn app_replays(
+    ctx: &Ctx,
+    app: &AppReplay<'_>,
+    watches: &mut [Watch],
+) -> Result<(), Unobservable> {
+    let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
+    let due: Vec<&mut Watch> = watches
+        .iter_mut()
+        .filter(|w| {
+            w.token == app.label
+                && w.refused_after_ms.is_some()
+                && w.resurrected_after_ms.is_none()
+                && w.accepted_until_ms.is_none_or(|ms| ms <= bound_ms)
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let (revoked_at, revoked_ms) = app.revoked;
+    tokio::time::sleep_until((revoked_at + Duration::from_millis(bound_ms + 1)).into()).await;
+    // Held for these few requests only: a measurement of those buckets
+    // either is over or waits for them.
+    let _lease = ctx.exclusive(&APP_BUCKETS).await?;
+    for w in due {
+        let vantage = w.vantage.clone();
+        let token = app_poll(
+            ctx,
+            &app.token.jar,
+            &vantage,
+            &format!(
+                "trial {}: replay {} at the app route at {vantage}",
+                app.trial, w.token
+            ),
+            revoked_ms,
+        )
+        .await?;
+        let control = app_poll(
+            ctx,
+            &app.control.jar,
+            &vantage,
+            &format!(
+                "trial {}: control session at the app route at {vantage}",
+                app.trial
+            ),
+            revoked_ms,
+        )
+        .await?;
+        w.app = Some(AppCheck {
+            route: ctx.target.paths.me.clone(),
+            token,
+            control,
+        });
+    }
+    Ok(())
 }
 
 /// What a trial's control session answered at one vantage.
@@ -399,7 +540,7 @@ async fn control_watch(
         tokio::time::sleep_until(next.into()).await;
         let (seen, exchange) = accepted_at(
             ctx,
-            &control.session_jar(),
+            &control.jar,
             vantage,
             &format!("trial {trial}: control session at {vantage}"),
         )
@@ -425,7 +566,7 @@ async fn watch(
 ) -> Result<Watch, Unobservable> {
     let interval = Duration::from_millis(interval_ms);
     let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
-    let observe_for = Duration::from_millis(ctx.plan.params.observe_after_refusal_ms);
+    let observe_for = Duration::from_millis(observe_after_refusal_ms(ctx));
     let mut out = Watch {
         trial,
         token: label,
@@ -439,6 +580,7 @@ async fn watch(
         polls: 0,
         watched_ms: 0,
         notable: Vec::new(),
+        app: None,
     };
     let mut next = revoked_at;
     let mut last_accepted = None;
@@ -447,7 +589,7 @@ async fn watch(
         let queued = ctx.probe.now_ms();
         let (seen, exchange) = accepted_at(
             ctx,
-            &who.session_jar(),
+            &who.jar,
             vantage,
             &format!("trial {trial}: replay {label} at {vantage}"),
         )
@@ -499,4 +641,73 @@ async fn watch(
             _ => {}
         }
     }
+}
+
+/// Resends of an app-route replay after a 429, at most.
+const APP_RESENDS: usize = 2;
+
+/// Presents `jar` at the app route (`paths.me`) at `vantage`: 2xx is
+/// accepted, 401 or 403 refused; a 429 is neither (the replay is resent
+/// after its `Retry-After`, at most a window, twice at most, then left
+/// [`AppSeen::Unclear`]); anything else means we cannot tell.
+async fn app_poll(
+    ctx: &Ctx,
+    jar: &Jar,
+    vantage: &Url,
+    label: &str,
+    revoked_ms: u64,
+) -> Result<AppPoll, Unobservable> {
+    let window = Duration::from_secs(ctx.target.profile.window_s);
+    let route = &ctx.target.paths.me;
+    let mut attempt = 0;
+    loop {
+        let label = match attempt {
+            0 => label.to_owned(),
+            n => format!("{label} (resent {n} time(s) after a 429)"),
+        };
+        let req = Req::get(super::join(vantage, route), label).jar(jar);
+        let observed = ctx.probe.send(req).await?;
+        let seen = match observed.status {
+            200..=299 => AppSeen::Accepted,
+            401 | 403 => AppSeen::Refused,
+            429 => AppSeen::Unclear,
+            other => {
+                return Err(Unobservable {
+                    reason: format!(
+                        "the app route GET {route} at {vantage} answered {other} (expected 2xx, 401, 403 or 429)"
+                    ),
+                    exchanges: vec![observed.exchange],
+                });
+            }
+        };
+        if seen != AppSeen::Unclear || attempt == APP_RESENDS {
+            return Ok(AppPoll {
+                sent_ms: observed.exchange.at_ms.saturating_sub(revoked_ms),
+                seen,
+                status: observed.status,
+                exchange: observed.exchange,
+            });
+        }
+        attempt += 1;
+        let wait = observed
+            .retry_after_s()
+            .map_or(window, Duration::from_secs)
+            .min(window);
+        tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    }
+}
+
+/// The session a sign-up set, as the identity a sign-in would have made
+/// (the same choice of session cookie, the jar of every cookie it set);
+/// `None` when it set no session cookie.
+fn signed_up_session(ctx: &Ctx, account: &Account, observed: &Observed) -> Option<Identity> {
+    let set = observed.set_cookies();
+    let cookie_name = super::identity::session_cookie(ctx, &set)?.name.clone();
+    let mut jar = Jar::new();
+    jar.apply(&set);
+    Some(Identity {
+        role: account.role.clone(),
+        jar,
+        cookie_name,
+    })
 }
