@@ -159,13 +159,14 @@ impl Conform {
             .filter_map(|id| registry::find(id))
             .collect();
         let shared = Arc::new(Shared::new(&selected));
-        let ctx = |check: &'static Check, probe: Probe| Ctx {
+        let ctx = |check: &'static Check, probe: Probe, lease| Ctx {
             target: self.target.clone(),
             plan: self.plan.clone(),
             probe,
             shared: shared.clone(),
             check: check.id,
             needs: check.needs,
+            lease: Arc::new(std::sync::Mutex::new(Some(lease))),
         };
         // A bucket an earlier run left exhausted answers 429 to checks that
         // test something else with it: they wait it out (at most a window
@@ -184,11 +185,12 @@ impl Conform {
             } else {
                 probe.clone()
             };
-            let ctx = ctx(check, probe);
+            // The check holds its shared leases until it ends (its context
+            // is dropped with it) or releases them earlier.
+            let ctx = ctx(check, probe, lease);
             let task = tokio::spawn(async move {
                 let began = Instant::now();
                 let observation = (check.observe)(ctx).await;
-                drop(lease);
                 (observation, began.elapsed())
             });
             let began = Instant::now();
@@ -211,8 +213,11 @@ impl Conform {
                     began.elapsed(),
                 ),
             };
-            let result =
-                ctx(check, probe.clone()).conclude(check.id, finding, took.as_millis() as u64);
+            let result = ctx(check, probe.clone(), Vec::new()).conclude(
+                check.id,
+                finding,
+                took.as_millis() as u64,
+            );
             areas.finished(&result, self.progress.as_ref());
             results.push(result);
         }

@@ -38,6 +38,9 @@ pub struct Ctx {
     /// The check this context serves.
     pub check: &'static str,
     pub needs: Needs,
+    /// The check's shared leases, held until it ends or calls
+    /// [`Ctx::release_shared`].
+    pub lease: Arc<std::sync::Mutex<Option<shared::SharedLease>>>,
 }
 
 impl Ctx {
@@ -52,6 +55,16 @@ impl Ctx {
             shared: Arc::new(Shared::new(&[])),
             check: "harness.standalone",
             needs: Needs::NOTHING,
+            lease: Arc::default(),
+        }
+    }
+
+    /// Gives up the check's shared leases before it ends, once it will send
+    /// nothing more that spends those buckets: a measurement waiting for
+    /// them starts then, not when the check is done.
+    pub fn release_shared(&self) {
+        if let Ok(mut lease) = self.lease.lock() {
+            lease.take();
         }
     }
 

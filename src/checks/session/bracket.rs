@@ -38,8 +38,8 @@ pub(super) struct Watch {
     /// The exchanges worth showing: the first refusal, the resurrection, or
     /// the last acceptance when it was never refused.
     pub(super) notable: Vec<Exchange>,
-    /// The token's replay at the app route after the bound, beside the
-    /// control's (trial 1 only).
+    /// The token's last replay at the app route (the refusal, or one sent
+    /// after the bound), beside the control's (trial 1 only).
     pub(super) app: Option<AppCheck>,
 }
 
@@ -50,6 +50,10 @@ pub(super) enum AppSeen {
     Refused,
     /// A 429 (still, after the resends): neither accepted nor refused.
     Unclear,
+    /// Refused, but first by a replay sent after the bound, when the one
+    /// before it (sent within the bound) was accepted: the revocation took
+    /// effect in between, within the bound or not.
+    RefusedAfterTheBound,
 }
 
 /// One replay at the app route.
@@ -89,8 +93,12 @@ impl AppCheck {
                 "GET {route} answered the revoked token {} (rate-limited), neither accepted nor refused",
                 self.token.status
             )),
+            (AppSeen::RefusedAfterTheBound, _) => Some(format!(
+                "GET {route} accepted the revoked token within the bound and first refused it by a replay sent {} ms after the revocation, past the bound: whether it took effect in time is below the replays' resolution",
+                self.token.sent_ms
+            )),
             (AppSeen::Refused, AppSeen::Accepted) => None,
-            (AppSeen::Refused, AppSeen::Refused) => Some(format!(
+            (AppSeen::Refused, AppSeen::Refused | AppSeen::RefusedAfterTheBound) => Some(format!(
                 "GET {route} refused the revoked token, but refused the never-revoked control too ({})",
                 self.control.status
             )),
@@ -202,7 +210,7 @@ pub(super) fn window_finding(
         .collect();
     if let Some(route) = app_checked.iter().find_map(|w| w.app.as_ref()) {
         evidence.push(Evidence::note(format!(
-            "{} revoked token(s) of trial 1 replayed at the app route GET {} (metered, so only there) after the bound, each beside the never-revoked control at the same vantage.",
+            "{} revoked token(s) of trial 1 replayed at the app route GET {} (metered, so only there) from right after the revocation until refused or past the bound, each time beside the never-revoked control at the same vantage.",
             app_checked.len(),
             route.route
         )));

@@ -40,7 +40,7 @@ use serde_json::json;
 use url::Url;
 
 use super::identity::{Seen, accepted_at};
-use super::registry::{Check, Needs, Observation, Turnover, exclusive};
+use super::registry::{Check, Needs, Observation, Turnover, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in_as};
 use crate::check;
 use crate::model::{Exchange, Secret};
@@ -52,15 +52,13 @@ use bracket::{AppCheck, AppPoll, AppSeen, Watch, resurrection_finding, window_fi
 /// mostly at `/api/auth/*`, which the contract leaves unmetered. Their few
 /// replays at the metered app route spend the anonymous bucket (a refused
 /// token is anonymous) and a fresh free account's (which is free's and
-/// free2's where a target keys free users together): taken exclusive for
-/// those replays, so that no measurement counts them.
-const APP_BUCKETS: [&str; 3] = ["anonymous", "free", "free2"];
+/// free2's where a target keys free users together). They are made right
+/// after the revocation, under shared leases of those buckets that each
+/// check gives up as soon as its trials' replays are over (well before the
+/// trials end): the rate-limit measurements then start, and count nothing
+/// the replays spent.
 const TRIALS: Needs = Needs {
-    buckets: &[
-        exclusive("anonymous"),
-        exclusive("free"),
-        exclusive("free2"),
-    ],
+    buckets: &[shared("anonymous"), shared("free"), shared("free2")],
     fresh_accounts: true,
     vantages: true,
     turnover: Turnover::None,
@@ -119,6 +117,8 @@ struct Trials {
     /// Each trial's control session, polled beside its tokens.
     controls: Vec<ControlWatch>,
     revocations: Vec<Exchange>,
+    /// Why trial 1's replays at the app route could not tell anything.
+    app_errors: Vec<Unobservable>,
     interval_ms: u64,
 }
 
@@ -153,26 +153,69 @@ fn poll_interval_ms(ctx: &Ctx) -> u64 {
         .max((watchers * 2000).div_ceil(max_rps))
 }
 
+/// Says when the app-route replays of `kind`'s trials are over (sent
+/// `true` once, by the replays or when the trials end, whichever is first).
+async fn app_done(ctx: &Ctx, kind: Revocation) -> Arc<tokio::sync::watch::Sender<bool>> {
+    let key = format!("{}.app-done", kind.check_id());
+    ctx.once(&key, || async { Ok(tokio::sync::watch::channel(false).0) })
+        .await
+        .expect("making a channel cannot fail")
+}
+
+/// Sends `true` when dropped: the trials ended, on any path.
+struct Done(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Gives up the check's shared leases once the app-route replays of every
+/// kind in `kinds` are over.
+async fn release_after_replays(ctx: &Ctx, kinds: &[Revocation]) {
+    for kind in kinds {
+        let mut done = app_done(ctx, *kind).await.subscribe();
+        // An error means the sender is gone: nothing more will be sent.
+        let _ = done.wait_for(|d| *d).await;
+    }
+    ctx.release_shared();
+}
+
 /// Every trial of `kind` at once, each on a fresh account of its own, so
 /// that revoke-sessions never ends another trial's (or another check's)
 /// session.
 async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable> {
     ctx.once(kind.check_id(), || async {
+        let app_done = app_done(ctx, kind).await;
+        let _done = Done(app_done.clone());
+        let app_done = &app_done;
         let interval_ms = poll_interval_ms(ctx);
         let runs = (1..=ctx.plan.params.revocation_trials).map(|t| async move {
             let (account, control) =
                 tokio::join!(revocation_account(ctx, kind.role()), control_session(ctx));
             let (account, signed_up) = account?;
-            trial(ctx, &account, signed_up, &*control?, kind, t, interval_ms).await
+            trial(
+                ctx,
+                &account,
+                signed_up,
+                &*control?,
+                (kind, t),
+                interval_ms,
+                app_done,
+            )
+            .await
         });
         let mut all = Trials {
             watches: Vec::new(),
             controls: Vec::new(),
             revocations: Vec::new(),
+            app_errors: Vec::new(),
             interval_ms,
         };
         for outcome in join_all(runs).await {
-            let (w, c, e) = outcome?;
+            let (w, c, e, app_error) = outcome?;
+            all.app_errors.extend(app_error);
             all.watches.extend(w);
             all.controls.extend(c);
             all.revocations.extend(e);
@@ -220,18 +263,25 @@ fn blocked(trials: &[&Trials]) -> Option<Finding> {
 }
 
 async fn window(ctx: &Ctx, kind: Revocation) -> Observation {
-    let t = trials(ctx, kind).await?;
+    let kinds = [kind];
+    let (t, ()) = tokio::join!(trials(ctx, kind), release_after_replays(ctx, &kinds));
+    let t = t?;
     if let Some(blocked) = blocked(&[&t]) {
         return Ok(blocked);
     }
     let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
-    Ok(window_finding(
-        kind,
-        &t.watches,
-        &t.revocations,
-        bound_ms,
-        t.interval_ms,
-    ))
+    let finding = window_finding(kind, &t.watches, &t.revocations, bound_ms, t.interval_ms);
+    // A failure at get-session stands; anything else needed the app route.
+    match t.app_errors.first() {
+        Some(e) if finding.status != crate::model::Status::Fail => Ok(Finding::error(format!(
+            "could not tell whether the app route GET {} refuses the token revoked by {}: {}",
+            ctx.target.paths.me,
+            kind.what(),
+            e.reason
+        ))
+        .with_exchanges(&e.exchanges)),
+        _ => Ok(finding),
+    }
 }
 
 async fn revoked_on_sign_out(ctx: Ctx) -> Observation {
@@ -244,9 +294,10 @@ async fn revoke_all(ctx: Ctx) -> Observation {
 
 /// Watches the tokens of both kinds of trial.
 async fn no_resurrection(ctx: Ctx) -> Observation {
-    let (sign_out, revoke_all) = tokio::join!(
+    let (sign_out, revoke_all, ()) = tokio::join!(
         trials(&ctx, Revocation::SignOut),
-        trials(&ctx, Revocation::RevokeAll)
+        trials(&ctx, Revocation::RevokeAll),
+        release_after_replays(&ctx, &[Revocation::SignOut, Revocation::RevokeAll])
     );
     let (sign_out, revoke_all) = (sign_out?, revoke_all?);
     if let Some(blocked) = blocked(&[&sign_out, &revoke_all]) {
@@ -326,10 +377,10 @@ async fn trial(
     account: &Account,
     signed_up: Option<Identity>,
     control: &Identity,
-    kind: Revocation,
-    trial: u32,
+    (kind, trial): (Revocation, u32),
     interval_ms: u64,
-) -> Result<(Vec<Watch>, Vec<ControlWatch>, Vec<Exchange>), Unobservable> {
+    app_done: &tokio::sync::watch::Sender<bool>,
+) -> Result<TrialOutcome, Unobservable> {
     let first = match signed_up {
         Some(session) => session,
         None => sign_in_as(ctx, account, Jar::new()).await?.0,
@@ -408,38 +459,71 @@ async fn trial(
             &done,
         )
     });
-    let (outcomes, controls) = tokio::join!(
+    // Trial 1 replays a revoked token at the app route at every vantage,
+    // from right after the revocation, beside the control.
+    let app_token = tokens
+        .iter()
+        .find(|(label, _)| *label == kind.app_token())
+        .map_or(revoking, |(_, identity)| identity);
+    let app = AppReplay {
+        label: kind.app_token(),
+        token: app_token,
+        control,
+        revoked: (revoked_at, revoked_ms),
+        trial,
+    };
+    let (outcomes, controls, apps) = tokio::join!(
         async {
             let outcomes = join_all(watchers).await;
             done.store(true, Ordering::Release);
             outcomes
         },
-        join_all(controls)
+        join_all(controls),
+        async {
+            match trial {
+                1 => {
+                    let replays = app_replays(ctx, &app).await;
+                    // Nothing more spends the shared buckets.
+                    app_done.send_replace(true);
+                    Some(replays)
+                }
+                _ => None,
+            }
+        }
     );
     let mut watches = Vec::new();
     for outcome in outcomes {
         watches.push(outcome?);
     }
     let controls = controls.into_iter().collect::<Result<Vec<_>, _>>()?;
-    // A control refused at get-session already makes every verdict an
-    // error: nothing to learn at the app route.
-    if trial == 1 && controls.iter().all(|c| c.refused.is_none()) {
-        let token = tokens
-            .iter()
-            .find(|(label, _)| *label == kind.app_token())
-            .map(|(_, identity)| identity)
-            .unwrap_or(revoking);
-        let app = AppReplay {
-            label: kind.app_token(),
-            token,
-            control,
-            revoked: (revoked_at, revoked_ms),
-            trial,
-        };
-        app_replays(ctx, &app, &mut watches).await?;
-    }
-    Ok((watches, controls, vec![revoked.exchange]))
+    // The app route failing to answer is that route's "could not tell",
+    // not the whole trial's: get-session's watches still stand.
+    let app_error = match apps {
+        Some(Ok(checks)) => {
+            for (vantage, check) in checks {
+                if let Some(w) = watches
+                    .iter_mut()
+                    .find(|w| w.token == app.label && w.vantage == vantage)
+                {
+                    w.app = Some(check);
+                }
+            }
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
+    };
+    Ok((watches, controls, vec![revoked.exchange], app_error))
 }
+
+/// A trial's watches, its control's, the revocation exchange, and why the
+/// app route could not tell anything, if it could not.
+type TrialOutcome = (
+    Vec<Watch>,
+    Vec<ControlWatch>,
+    Vec<Exchange>,
+    Option<Unobservable>,
+);
 
 /// What trial 1 replays at the app route.
 struct AppReplay<'a> {
@@ -450,64 +534,71 @@ struct AppReplay<'a> {
     trial: u32,
 }
 
-/// Replays `app.token` at the app route at every vantage where its
-/// get-session watch ended refused (neither late nor resurrected, which
-/// are judged already), after the bound, each beside the control at the
-/// same route and vantage.
-async fn app_replays(
-    ctx: &Ctx,
-    app: &AppReplay<'_>,
-    watches: &mut [Watch],
-) -> Result<(), Unobservable> {
+/// Replays `app.token` at the app route at every vantage, from right after
+/// the revocation, each time beside the control at the same route and
+/// vantage: until the token is refused (or rate-limited: no answer), or
+/// until a replay sent after the bound was still accepted. The replays are
+/// paced so that they spend at most half of a free bucket per window (an
+/// accepted replay spends the token's account's bucket, a refused one this
+/// machine's anonymous bucket, once per vantage).
+async fn app_replays(ctx: &Ctx, app: &AppReplay<'_>) -> Result<Vec<(Url, AppCheck)>, Unobservable> {
     let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
-    let due: Vec<&mut Watch> = watches
-        .iter_mut()
-        .filter(|w| {
-            w.token == app.label
-                && w.refused_after_ms.is_some()
-                && w.resurrected_after_ms.is_none()
-                && w.accepted_until_ms.is_none_or(|ms| ms <= bound_ms)
-        })
-        .collect();
-    if due.is_empty() {
-        return Ok(());
-    }
+    let window_ms = ctx.target.profile.window_s * 1000;
+    let free = ctx.target.profile.limits.free.count().unwrap_or(60).max(2);
+    let interval = Duration::from_millis(
+        ctx.plan
+            .params
+            .poll_interval_ms
+            .max(window_ms * 2 / free)
+            .max(1),
+    );
     let (revoked_at, revoked_ms) = app.revoked;
-    tokio::time::sleep_until((revoked_at + Duration::from_millis(bound_ms + 1)).into()).await;
-    // Held for these few requests only: a measurement of those buckets
-    // either is over or waits for them.
-    let _lease = ctx.exclusive(&APP_BUCKETS).await?;
-    for w in due {
-        let vantage = w.vantage.clone();
-        let token = app_poll(
-            ctx,
-            &app.token.jar,
-            &vantage,
-            &format!(
-                "trial {}: replay {} at the app route at {vantage}",
-                app.trial, w.token
-            ),
-            revoked_ms,
-        )
-        .await?;
-        let control = app_poll(
-            ctx,
-            &app.control.jar,
-            &vantage,
-            &format!(
-                "trial {}: control session at the app route at {vantage}",
-                app.trial
-            ),
-            revoked_ms,
-        )
-        .await?;
-        w.app = Some(AppCheck {
-            route: ctx.target.paths.me.clone(),
-            token,
-            control,
-        });
-    }
-    Ok(())
+    // One replay is sent just past the bound, so that an acceptance up to
+    // it is seen.
+    let past_bound = revoked_at + Duration::from_millis(bound_ms + 1);
+    let per_vantage = ctx.target.vantages.iter().map(|vantage| async move {
+        let mut next = revoked_at;
+        let mut accepted = false;
+        loop {
+            tokio::time::sleep_until(next.into()).await;
+            let label =
+                |who: &str| format!("trial {}: {who} at the app route at {vantage}", app.trial);
+            let token = app_poll(
+                ctx,
+                &app.token.jar,
+                vantage,
+                &label(&format!("replay {}", app.label)),
+                revoked_ms,
+            )
+            .await?;
+            let control = app_poll(
+                ctx,
+                &app.control.jar,
+                vantage,
+                &label("control session"),
+                revoked_ms,
+            )
+            .await?;
+            let mut token = token;
+            if token.seen == AppSeen::Refused && accepted && token.sent_ms > bound_ms {
+                token.seen = AppSeen::RefusedAfterTheBound;
+            }
+            if token.seen != AppSeen::Accepted || token.sent_ms > bound_ms {
+                let check = AppCheck {
+                    route: ctx.target.paths.me.clone(),
+                    token,
+                    control,
+                };
+                return Ok::<_, Unobservable>((vantage.clone(), check));
+            }
+            accepted = true;
+            next = match next + interval {
+                later if next < past_bound && later > past_bound => past_bound,
+                later => later,
+            };
+        }
+    });
+    join_all(per_vantage).await.into_iter().collect()
 }
 
 /// What a trial's control session answered at one vantage.
