@@ -355,6 +355,9 @@ pub(super) struct TierOutcome {
     pub(super) per_identity: Probes,
     /// Every other metered route and vantage (see [`super::routes`]).
     pub(super) routes: RouteProbes,
+    /// The earliest the counted window can end, when the count spent it:
+    /// until then the bucket is known spent.
+    pub(super) spent_until: Option<Instant>,
     pub(super) other_runs: Vec<BucketRun>,
 }
 
@@ -416,6 +419,7 @@ pub(super) async fn measure_tier(
         spoofing: Probes::default(),
         per_identity: Probes::default(),
         routes: RouteProbes::default(),
+        spent_until: None,
         other_runs: Vec::new(),
     };
     let Some(limit_n) = limit else {
@@ -538,6 +542,7 @@ async fn reset_and_count(
             // The counted window is spent (when the count saw a refusal):
             // the other routes, inside it.
             if count.within && count.refusal.is_some() {
+                outcome.spent_until = Some(reset.began_after + suite.window);
                 routes::probe(
                     suite,
                     run,

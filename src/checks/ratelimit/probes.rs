@@ -1,7 +1,8 @@
 //! The probes an exhausted bucket allows: claimed tiers, spoofed client
 //! addresses, the other identity (allowed) and a second session of the same
-//! user (refused: the bucket is the user's, not the session's), each
-//! bracketed by a plain request that must still be refused.
+//! user (refused: the bucket is the user's, not the session's), first
+//! inside the counted window (whose end is measured), else each bracketed
+//! by a plain request that must still be refused.
 
 use super::engine::{BucketRun, Caller, PROBE_ATTEMPTS, Probes, Suite, TierOutcome};
 use super::payloads::{spoofed_addresses, tier_claims};
@@ -35,16 +36,23 @@ pub(super) async fn probe_until_done(
         }
         _ => None,
     };
+    let identities = Identities {
+        me,
+        other,
+        again: again.as_ref(),
+    };
+    // First inside the counted window, if the count spent it: its end is
+    // known, so no bracket is needed.
+    if let Some(end) = outcome.spent_until
+        && needs_probing(outcome)
+    {
+        probe_exhausted(suite, run, other_run, &identities, Some(end), outcome).await?;
+    }
     for _ in 0..PROBE_ATTEMPTS {
         if !needs_probing(outcome) || suite.exhaust(run, me, cap).await?.is_none() {
             break;
         }
-        let identities = Identities {
-            me,
-            other,
-            again: again.as_ref(),
-        };
-        probe_exhausted(suite, run, other_run, &identities, outcome).await?;
+        probe_exhausted(suite, run, other_run, &identities, None, outcome).await?;
     }
     // Its refusals are about `me`'s user only while it is a live session of
     // that user (else it went out anonymous).
@@ -72,13 +80,22 @@ pub(super) struct Identities<'c> {
     pub(super) again: Option<&'c Caller>,
 }
 
-/// The probes an exhausted bucket allows, each bracketed by a plain
-/// request that must still be refused.
+/// The probes an exhausted bucket allows.
+///
+/// `window_ends`: the earliest the window the bucket was seen spent in can
+/// end (the counted window, whose start is measured). A probe answered
+/// before it, less the margin, was answered while the bucket was spent.
+/// Without it (a later exhaustion, whose window's phase is unknown), each
+/// probe is bracketed by a plain request that must still be refused. A
+/// bracket is the weaker proof: when a window turns over under a batch, the
+/// probes can take the new window's whole allowance and leave the brackets
+/// refused, so it is used only where no window end is known.
 pub(super) async fn probe_exhausted(
     suite: &Suite<'_>,
     run: &mut BucketRun,
     other_run: &mut BucketRun,
     who: &Identities<'_>,
+    window_ends: Option<std::time::Instant>,
     outcome: &mut TierOutcome,
 ) -> Result<(), Unobservable> {
     let (me, other) = (who.me, who.other);
@@ -144,18 +161,23 @@ pub(super) async fn probe_exhausted(
             ));
         }
     }
-    // Each probe is followed by a plain request as `me` that must still be
-    // refused; probes run side by side, so the window has little time to
-    // turn over under them.
+    // Probes run side by side (inside the rate cap); without a known window
+    // end each is followed by a plain request as `me` that must still be
+    // refused.
     let brackets = futures_util::future::join_all(jobs.iter().map(
         |(_, what, probe_caller, header, _)| async move {
             let extra: Vec<(&str, String)> = header.iter().cloned().collect();
             let probe = suite
                 .send(probe_caller, &extra, &format!("while exhausted: {what}"))
                 .await?;
-            let control = suite
-                .send(me, &[], &format!("control after {what}"))
-                .await?;
+            let control = match window_ends {
+                Some(_) => None,
+                None => Some(
+                    suite
+                        .send(me, &[], &format!("control after {what}"))
+                        .await?,
+                ),
+            };
             Ok::<_, Unobservable>((probe, control))
         },
     ))
@@ -181,13 +203,21 @@ pub(super) async fn probe_exhausted(
             // the bucket's window turning over: left out of its timeline.
             run.record(&probe);
         }
-        run.record(&control);
+        let conclusive = match (&control, window_ends) {
+            (Some(control), _) => control.refused(),
+            (None, Some(end)) => probe.received + suite.margin() < end,
+            (None, None) => false,
+        };
+        if let Some(control) = &control {
+            run.record(control);
+        }
+        let control: Vec<_> = control.into_iter().map(|c| c.observed.exchange).collect();
         let p = &mut found
             .iter_mut()
             .find(|(k, _)| k == kind)
             .expect("a probe set per kind")
             .1;
-        if !control.refused() {
+        if !conclusive {
             p.done = false;
         } else if kind == &Kind::PerIdentity && *must_allow {
             if !probe.allowed() {
@@ -196,8 +226,8 @@ pub(super) async fn probe_exhausted(
                     probe.status, me.bucket
                 ));
             }
-            p.evidence
-                .extend([probe.observed.exchange, control.observed.exchange]);
+            p.evidence.push(probe.observed.exchange);
+            p.evidence.extend(control);
         } else if kind == &Kind::PerIdentity {
             if probe.allowed() {
                 p.problems.push(format!(
@@ -205,15 +235,15 @@ pub(super) async fn probe_exhausted(
                     probe.status
                 ));
             }
-            p.evidence
-                .extend([probe.observed.exchange, control.observed.exchange]);
+            p.evidence.push(probe.observed.exchange);
+            p.evidence.extend(control);
         } else if probe.allowed() {
             p.problems.push(format!(
                 "the exhausted {} bucket allowed a request with {what}",
                 me.bucket
             ));
-            p.evidence
-                .extend([probe.observed.exchange, control.observed.exchange]);
+            p.evidence.push(probe.observed.exchange);
+            p.evidence.extend(control);
         } else if p.evidence.len() < 4 {
             p.evidence.push(probe.observed.exchange);
         }
