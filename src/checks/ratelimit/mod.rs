@@ -1,16 +1,19 @@
 //! The ratelimit suite: exact per-tier limits in one fixed window, admin not
 //! throttled, well-formed 429s, tiers never taken from the client, the
-//! anonymous bucket not keyed on client headers, one bucket per identity,
-//! and buckets that reset.
+//! anonymous bucket not keyed on client headers, one bucket per identity
+//! (per user, across every metered route and vantage), and buckets that
+//! reset.
 //!
 //! Windows do not start when the harness does: each bucket is first spent
-//! until refused, the harness waits for the reset (`Retry-After`, then
-//! polling), and the request allowed after it starts the counted window.
+//! until refused, the harness polls for the reset (from a little before what
+//! `Retry-After` names; the window began after the last refused poll was
+//! sent), and the request allowed after it starts the counted window.
 //! Probes that need an exhausted bucket (claimed tiers, spoofed addresses,
-//! the other user) run after the count, while the bucket is spent; each is
-//! bracketed: the plain request after it must still be refused, or the
-//! window turned over during the probe and it is repeated after spending
-//! the new window.
+//! the other user, a second session, the other routes and vantages) run
+//! inside the counted window once the count spent it, and count only if
+//! answered before it can end; after a later exhaustion (the window's phase
+//! unknown) each is bracketed by a plain request that must still be refused,
+//! or it is repeated.
 
 mod engine;
 mod header;
