@@ -3,13 +3,10 @@
 //! refresh, an app route, sign-out. Stand-in targets whose Set-Cookies a
 //! test chooses.
 
-use std::sync::Arc;
-
-use flareproof::conform::{Conform, Selection};
+use crate::support::{run_checks, stand_in_target};
 use flareproof::model::{CheckResult, Status};
 use flareproof::plan::Plan;
-use flareproof::progress::Silent;
-use flareproof::target::{Target, TargetConfig};
+use flareproof::target::Target;
 use serde_json::json;
 use wiremock::matchers::{header_regex, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -98,33 +95,12 @@ async fn stand_in(answers: &Answers<'_>) -> MockServer {
 }
 
 fn target_for(server: &MockServer) -> Target {
-    let config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
-         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
-        server.uri()
-    );
-    TargetConfig::parse("stand-in.toml", &config)
-        .unwrap()
-        .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
-        .unwrap()
+    stand_in_target(server, "", |_| "not-a-real-password".to_owned())
 }
 
 /// The cookie checks, through the conform runner, against `server`.
 async fn run(server: &MockServer) -> Vec<CheckResult> {
-    let only: Vec<String> = COOKIE_CHECKS.iter().map(|s| s.to_string()).collect();
-    let conform = Conform {
-        target: Arc::new(target_for(server)),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&only, &[]).unwrap(),
-        progress: Arc::new(Silent),
-    };
-    let (report, _) = conform.run().await.unwrap();
-    report
-        .checks
-        .into_iter()
-        .filter(|c| only.iter().any(|id| id == c.id.as_str()))
-        .collect()
+    run_checks(target_for(server), &COOKIE_CHECKS).await
 }
 
 fn result<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::{mount_sign_in, run_checks, stand_in_target};
 use flareproof::model::Status;
-use flareproof::target::{Limit, Target, TargetConfig};
+use flareproof::target::{Limit, Target};
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const WINDOW_S: u64 = 2;
@@ -76,19 +77,7 @@ impl Respond for Limiter {
 async fn stand_in(lenient: bool) -> MockServer {
     let server = MockServer::start().await;
     for (email, id) in [("a@example.test", "a"), ("b@example.test", "b")] {
-        Mock::given(method("POST"))
-            .and(path("/api/auth/sign-in/email"))
-            .and(body_partial_json(json!({ "email": email })))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header(
-                        "set-cookie",
-                        format!("session_token=tok-{id}; Path=/; HttpOnly; Secure; SameSite=Lax"),
-                    )
-                    .set_body_json(json!({ "user": { "id": id } })),
-            )
-            .mount(&server)
-            .await;
+        mount_sign_in(&server, email, id).await;
     }
     Mock::given(method("GET"))
         .and(path("/api/ping"))
@@ -102,16 +91,7 @@ async fn stand_in(lenient: bool) -> MockServer {
 }
 
 fn target_for(server: &MockServer) -> Target {
-    let config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
-         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
-        server.uri()
-    );
-    let mut target = TargetConfig::parse("stand-in.toml", &config)
-        .unwrap()
-        .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
-        .unwrap();
+    let mut target = stand_in_target(server, "", |_| "not-a-real-password".to_owned());
     target.profile.window_s = WINDOW_S;
     // Every probe of a batch must fit in one 2 s window.
     target.budget.max_rps = 400;
@@ -133,8 +113,8 @@ async fn generated_channels_catch_a_limiter_no_exemplar_tried() {
     let lenient = stand_in(true).await;
     let honest = stand_in(false).await;
     let (lenient, honest) = tokio::join!(
-        crate::stand_in::run_on(target_for(&lenient), &CHECKS),
-        crate::stand_in::run_on(target_for(&honest), &CHECKS)
+        run_checks(target_for(&lenient), &CHECKS),
+        run_checks(target_for(&honest), &CHECKS)
     );
     for result in &honest {
         assert_eq!(result.status, Status::Pass, "{result:#?}");
@@ -178,22 +158,14 @@ async fn data_plane(check: fn(Option<&str>) -> bool) -> MockServer {
 }
 
 fn data_target(server: &MockServer) -> Target {
-    let config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
-         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n\
-         [data]\nservice_key_env = \"KEY\"\n",
-        server.uri()
-    );
-    TargetConfig::parse("stand-in.toml", &config)
-        .unwrap()
-        .resolve("stand-in.toml", |name| {
-            Some(match name {
-                "KEY" => SERVICE_KEY.to_owned(),
-                _ => "not-a-real-password".to_owned(),
-            })
-        })
-        .unwrap()
+    stand_in_target(
+        server,
+        "[data]\nservice_key_env = \"KEY\"\n",
+        |name| match name {
+            "KEY" => SERVICE_KEY.to_owned(),
+            _ => "not-a-real-password".to_owned(),
+        },
+    )
 }
 
 /// Data planes that accept any Bearer, compare by prefix or loosely, each
@@ -218,7 +190,7 @@ async fn a_lenient_service_key_comparison_fails_service_key_required() {
         ("case-insensitive", loose, Status::Fail),
     ] {
         let server = data_plane(check).await;
-        let result = &crate::stand_in::run_on(data_target(&server), &[CHECK]).await[0];
+        let result = &run_checks(data_target(&server), &[CHECK]).await[0];
         assert_eq!(result.status, want, "{name}: {result:#?}");
         let shown = serde_json::to_string(result).unwrap();
         assert!(!shown.contains(SERVICE_KEY), "{name}: the key leaked");

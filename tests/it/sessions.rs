@@ -6,11 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use flareproof::conform::{Conform, Selection};
+use crate::support::{run_checks, stand_in_target};
 use flareproof::model::{CheckResult, Status};
-use flareproof::plan::Plan;
-use flareproof::progress::Silent;
-use flareproof::target::TargetConfig;
 use serde_json::json;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -243,31 +240,12 @@ async fn stand_in(mode: Mode) -> MockServer {
 /// `mode`, with a 1 s revocation bound and small rate limits.
 async fn run(mode: Mode, only: &[&str]) -> Vec<CheckResult> {
     let server = stand_in(mode).await;
-    let config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
-         [profile]\nwindow_s = {WINDOW_S}\nrevocation_bound_s = 1\n\
-         limits = {{ anonymous = {LIMIT}, free = {LIMIT}, pro = {LIMIT}, admin = \"unlimited\" }}\n\
-         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
-        server.uri()
+    let profile = format!(
+        "[profile]\nwindow_s = {WINDOW_S}\nrevocation_bound_s = 1\n\
+         limits = {{ anonymous = {LIMIT}, free = {LIMIT}, pro = {LIMIT}, admin = \"unlimited\" }}\n"
     );
-    let target = TargetConfig::parse("stand-in.toml", &config)
-        .unwrap()
-        .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
-        .unwrap();
-    let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
-    let conform = Conform {
-        target: Arc::new(target),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&only, &[]).unwrap(),
-        progress: Arc::new(Silent),
-    };
-    let (report, _) = conform.run().await.unwrap();
-    report
-        .checks
-        .into_iter()
-        .filter(|c| only.iter().any(|id| id == c.id.as_str()))
-        .collect()
+    let target = stand_in_target(&server, &profile, |_| "not-a-real-password".to_owned());
+    run_checks(target, only).await
 }
 
 fn verdict<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {

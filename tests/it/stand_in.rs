@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::support::{mount_sign_in, run_checks, stand_in_target};
 use flareproof::checks::{self, Ctx};
-use flareproof::conform::{Conform, Selection};
 use flareproof::model::Status;
 use flareproof::plan::Plan;
 use flareproof::probe::{Jar, Probe, Redactor};
-use flareproof::progress::Silent;
-use flareproof::target::{Target, TargetConfig};
+use flareproof::target::Target;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -23,19 +22,7 @@ const CHECK: &str = "scope.write-as-other-rejected";
 async fn stand_in(a_posts: serde_json::Value) -> MockServer {
     let server = MockServer::start().await;
     for (email, id) in [("a@example.test", "a"), ("b@example.test", "b")] {
-        Mock::given(method("POST"))
-            .and(path("/api/auth/sign-in/email"))
-            .and(body_partial_json(json!({ "email": email })))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .insert_header(
-                        "set-cookie",
-                        format!("session_token=tok-{id}; Path=/; HttpOnly; Secure; SameSite=Lax"),
-                    )
-                    .set_body_json(json!({ "user": { "id": id } })),
-            )
-            .mount(&server)
-            .await;
+        mount_sign_in(&server, email, id).await;
     }
     let list = |cookie: &str, posts: serde_json::Value| {
         Mock::given(method("GET"))
@@ -54,16 +41,7 @@ async fn stand_in(a_posts: serde_json::Value) -> MockServer {
 }
 
 fn target_for(server: &MockServer) -> Target {
-    let config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
-         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n",
-        server.uri()
-    );
-    TargetConfig::parse("stand-in.toml", &config)
-        .unwrap()
-        .resolve("stand-in.toml", |_| Some("not-a-real-password".to_owned()))
-        .unwrap()
+    stand_in_target(server, "", |_| "not-a-real-password".to_owned())
 }
 
 /// A context outside any run, for the checks' building blocks.
@@ -78,24 +56,7 @@ fn ctx_for(server: &MockServer) -> Ctx {
 
 /// The checks `only`, through the conform runner, against the stand-in.
 async fn run_only(server: &MockServer, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
-    run_on(target_for(server), only).await
-}
-
-/// The checks `only`, through the conform runner, against `target`.
-pub(crate) async fn run_on(target: Target, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
-    let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
-    let conform = Conform {
-        target: Arc::new(target),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&only, &[]).unwrap(),
-        progress: Arc::new(Silent),
-    };
-    let (report, _) = conform.run().await.unwrap();
-    report
-        .checks
-        .into_iter()
-        .filter(|c| only.iter().any(|id| id == c.id.as_str()))
-        .collect()
+    run_checks(target_for(server), only).await
 }
 
 /// The check alone, through the conform runner, against the stand-in.
@@ -376,7 +337,7 @@ async fn a_refusal_beside_a_refused_control_is_an_error_not_a_pass() {
         .await;
     let mut target = target_for(&server);
     target.profile.revocation_bound_s = 1;
-    let result = &run_on(target, &["session.revoked-on-sign-out"]).await[0];
+    let result = &run_checks(target, &["session.revoked-on-sign-out"]).await[0];
     assert_eq!(result.status, Status::Error, "{result:#?}");
     assert!(
         result
@@ -401,7 +362,7 @@ async fn probes_of_a_bucket_that_never_allowed_anything_are_an_error() {
         .await;
     let mut target = target_for(&server);
     target.profile.window_s = 1;
-    let result = &run_on(target, &["ratelimit.key-not-spoofable"]).await[0];
+    let result = &run_checks(target, &["ratelimit.key-not-spoofable"]).await[0];
     assert_eq!(result.status, Status::Error, "{result:#?}");
     assert!(
         result.summary.contains("never allowed a plain request"),

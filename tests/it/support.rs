@@ -179,3 +179,60 @@ account_id_env = "{account_env}"
         fixtures = fixtures.display(),
     )
 }
+
+/// A stand-in target at `server`: `free` is a@example.test and `free2`
+/// b@example.test, then `extra` (more TOML: accounts, `[data]`,
+/// `[profile]`); every secret the config names resolves to `secret(name)`.
+pub fn stand_in_target(
+    server: &wiremock::MockServer,
+    extra: &str,
+    secret: impl Fn(&str) -> String,
+) -> Target {
+    let config = format!(
+        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
+         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
+         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n{extra}",
+        server.uri()
+    );
+    flareproof::target::TargetConfig::parse("stand-in.toml", &config)
+        .unwrap()
+        .resolve("stand-in.toml", |name| Some(secret(name)))
+        .unwrap()
+}
+
+/// The checks `only`, through the conform runner, against `target`: their
+/// results, in the plan's order.
+pub async fn run_checks(target: Target, only: &[&str]) -> Vec<flareproof::model::CheckResult> {
+    let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+    let conform = Conform {
+        target: Arc::new(target),
+        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
+        selection: Selection::new(&only, &[]).unwrap(),
+        progress: Arc::new(flareproof::progress::Silent),
+    };
+    let (report, _) = conform.run().await.unwrap();
+    report
+        .checks
+        .into_iter()
+        .filter(|c| only.iter().any(|id| id == c.id.as_str()))
+        .collect()
+}
+
+/// Mounts a sign-in of `email` as user `id`, setting the session cookie
+/// `session_token=tok-<id>`.
+pub async fn mount_sign_in(server: &wiremock::MockServer, email: &str, id: &str) {
+    use wiremock::matchers::{body_partial_json, method, path};
+    wiremock::Mock::given(method("POST"))
+        .and(path("/api/auth/sign-in/email"))
+        .and(body_partial_json(serde_json::json!({ "email": email })))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .insert_header(
+                    "set-cookie",
+                    format!("session_token=tok-{id}; Path=/; HttpOnly; Secure; SameSite=Lax"),
+                )
+                .set_body_json(serde_json::json!({ "user": { "id": id } })),
+        )
+        .mount(server)
+        .await;
+}

@@ -6,63 +6,28 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flareproof::conform::{Conform, Selection};
+use crate::support::{mount_sign_in, run_checks, stand_in_target};
 use flareproof::model::{CheckResult, Status};
-use flareproof::plan::Plan;
-use flareproof::progress::Silent;
-use flareproof::target::{Target, TargetConfig};
+use flareproof::target::Target;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-/// The checks `only`, through the conform runner, against `target`.
-async fn run_on(target: Target, only: &[&str]) -> Vec<CheckResult> {
-    let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
-    let conform = Conform {
-        target: Arc::new(target),
-        plan: Arc::new(Plan::builtin("flarelink-auth/v1").unwrap()),
-        selection: Selection::new(&only, &[]).unwrap(),
-        progress: Arc::new(Silent),
-    };
-    let (report, _) = conform.run().await.unwrap();
-    report
-        .checks
-        .into_iter()
-        .filter(|c| only.iter().any(|id| id == c.id.as_str()))
-        .collect()
-}
-
 fn target(server: &MockServer, extra: &str) -> Target {
-    let config = format!(
-        "[target]\nbase_url = \"{}\"\norigin = \"https://app.example.test\"\n\
-         [accounts.free]\nemail = \"a@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.free2]\nemail = \"b@example.test\"\npassword_env = \"PW\"\n\
-         [accounts.pro]\nemail = \"p@example.test\"\npassword_env = \"PW\"\n\
-         [data]\nservice_key_env = \"KEY\"\n{extra}",
-        server.uri()
-    );
-    TargetConfig::parse("stand-in.toml", &config)
-        .unwrap()
-        .resolve("stand-in.toml", |_| Some("not-a-real-secret".to_owned()))
-        .unwrap()
+    stand_in_target(
+        server,
+        &format!(
+            "[accounts.pro]\nemail = \"p@example.test\"\npassword_env = \"PW\"\n\
+             [data]\nservice_key_env = \"KEY\"\n{extra}"
+        ),
+        |_| "not-a-real-secret".to_owned(),
+    )
 }
 
 /// Signs in `email` as user `id` with the session token `tok-<id>`, a
 /// session get-session accepts.
 async fn account(server: &MockServer, email: &str, id: &str) {
-    Mock::given(method("POST"))
-        .and(path("/api/auth/sign-in/email"))
-        .and(body_partial_json(json!({ "email": email })))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .insert_header(
-                    "set-cookie",
-                    format!("session_token=tok-{id}; Path=/; HttpOnly; Secure; SameSite=Lax"),
-                )
-                .set_body_json(json!({ "user": { "id": id } })),
-        )
-        .mount(server)
-        .await;
+    mount_sign_in(server, email, id).await;
     Mock::given(method("GET"))
         .and(path("/api/auth/get-session"))
         .and(header("cookie", format!("session_token=tok-{id}")))
@@ -175,7 +140,7 @@ fn pro_limit(limit: u64, window_s: u64, max_rps: u32) -> String {
 async fn a_retry_after_that_always_says_the_whole_window_does_not_make_a_straddled_count_pass() {
     let limiter = FixedWindow::new(2, 3, true);
     let server = limited(&limiter).await;
-    let result = run_on(target(&server, &pro_limit(4, 3, 5)), &["ratelimit.pro"])
+    let result = run_checks(target(&server, &pro_limit(4, 3, 5)), &["ratelimit.pro"])
         .await
         .remove(0);
     assert_ne!(result.status, Status::Pass, "{result:#?}");
@@ -195,7 +160,7 @@ async fn a_retry_after_that_always_says_the_whole_window_does_not_make_a_straddl
 async fn an_overstated_retry_after_is_measured_again_and_a_right_limit_passes() {
     let limiter = FixedWindow::new(4, 3, true);
     let server = limited(&limiter).await;
-    let result = run_on(target(&server, &pro_limit(4, 3, 5)), &["ratelimit.pro"])
+    let result = run_checks(target(&server, &pro_limit(4, 3, 5)), &["ratelimit.pro"])
         .await
         .remove(0);
     assert_eq!(result.status, Status::Pass, "{result:#?}");
@@ -212,7 +177,7 @@ async fn an_overstated_retry_after_is_measured_again_and_a_right_limit_passes() 
 async fn an_honest_retry_after_is_polled_through_and_the_count_passes() {
     let limiter = FixedWindow::new(3, 2, false);
     let server = limited(&limiter).await;
-    let result = run_on(target(&server, &pro_limit(3, 2, 10)), &["ratelimit.pro"])
+    let result = run_checks(target(&server, &pro_limit(3, 2, 10)), &["ratelimit.pro"])
         .await
         .remove(0);
     assert_eq!(result.status, Status::Pass, "{result:#?}");
@@ -265,7 +230,7 @@ fn scope_target(server: &MockServer) -> Target {
 }
 
 async fn verdict(server: &MockServer, check: &str) -> CheckResult {
-    run_on(scope_target(server), &[check]).await.remove(0)
+    run_checks(scope_target(server), &[check]).await.remove(0)
 }
 
 /// A's list holds only A's posts under `posts`, and B's post beside them

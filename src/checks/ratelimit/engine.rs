@@ -137,18 +137,25 @@ impl Suite<'_> {
         for (name, value) in extra {
             req = req.header(name, value.clone());
         }
-        let sent = Instant::now();
-        let at_ms = self.ctx.probe.now_ms();
-        let observed = self.ctx.probe.send(req).await?;
-        if !(200..300).contains(&observed.status) && observed.status != 429 {
+        let hit = self.timed(req).await?;
+        if !hit.allowed() && !hit.refused() {
             return Err(Unobservable {
                 reason: format!(
                     "a metered request as {} answered {} (expected 2xx or 429)",
-                    caller.bucket, observed.status
+                    caller.bucket, hit.status
                 ),
-                exchanges: vec![observed.exchange],
+                exchanges: vec![hit.observed.exchange],
             });
         }
+        Ok(hit)
+    }
+
+    /// Sends `req` and says when it left and when its answer came: the
+    /// target counted it in between. Any answer is a hit.
+    pub(super) async fn timed(&self, req: Req) -> Result<Hit, Unobservable> {
+        let sent = Instant::now();
+        let at_ms = self.ctx.probe.now_ms();
+        let observed = self.ctx.probe.send(req).await?;
         Ok(Hit {
             status: observed.status,
             sent,
@@ -288,6 +295,23 @@ impl Suite<'_> {
             within: last + self.margin() < reset.began_after + self.window,
             refusal: hits.into_iter().find(Hit::refused),
         })
+    }
+
+    /// Whether a probe was answered while its bucket was spent: before the
+    /// spent window can end (`window_ends`, less the margin), or, where no
+    /// window end is known, with the plain request after it (`bracket`)
+    /// still refused.
+    pub(super) fn answered_while_spent(
+        &self,
+        probe: &Hit,
+        bracket: Option<&Hit>,
+        window_ends: Option<Instant>,
+    ) -> bool {
+        match (bracket, window_ends) {
+            (Some(bracket), _) => bracket.refused(),
+            (None, Some(end)) => probe.received + self.margin() < end,
+            (None, None) => false,
+        }
     }
 
     pub(super) fn margin(&self) -> Duration {

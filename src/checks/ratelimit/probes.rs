@@ -203,11 +203,7 @@ pub(super) async fn probe_exhausted(
             // the bucket's window turning over: left out of its timeline.
             run.record(&probe);
         }
-        let conclusive = match (&control, window_ends) {
-            (Some(control), _) => control.refused(),
-            (None, Some(end)) => probe.received + suite.margin() < end,
-            (None, None) => false,
-        };
+        let conclusive = suite.answered_while_spent(&probe, control.as_ref(), window_ends);
         if let Some(control) = &control {
             run.record(control);
         }

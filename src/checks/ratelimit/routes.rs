@@ -90,16 +90,7 @@ async fn send(
     if let Some(body) = &route.body {
         req = req.header("origin", ctx.target.origin.clone()).json(body);
     }
-    let sent = Instant::now();
-    let at_ms = ctx.probe.now_ms();
-    let observed = ctx.probe.send(req).await?;
-    Ok(Hit {
-        status: observed.status,
-        sent,
-        at_ms,
-        received: Instant::now(),
-        observed,
-    })
+    suite.timed(req).await
 }
 
 /// Each route once before the bucket is spent: those that did not answer
@@ -187,11 +178,7 @@ pub(super) async fn probe(
     for (route, bracket) in controls.routes.iter().zip(brackets) {
         let (probe, bracket) = bracket?;
         run.record(&probe);
-        let in_window = match (&bracket, window_ends) {
-            (Some(b), _) => b.refused(),
-            (None, Some(end)) => probe.received + suite.margin() < end,
-            (None, None) => false,
-        };
+        let in_window = suite.answered_while_spent(&probe, bracket.as_ref(), window_ends);
         if let Some(b) = &bracket {
             run.record(b);
         }
