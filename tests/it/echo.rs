@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Passwords with every character an encoding treats specially: space,
 /// quote, slash, plus, ampersand, backslash, non-ASCII.
@@ -313,22 +313,7 @@ async fn answer(mut stream: TcpStream, seen: Arc<Mutex<Seen>>) {
 
 /// Starts the echo target on a thread of its own; its port.
 fn start(seen: Arc<Mutex<Seen>>) -> u16 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap().port()).unwrap();
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(answer(stream, seen.clone()));
-            }
-        });
-    });
-    rx.recv().unwrap()
+    crate::support::serve_raw(move |stream| answer(stream, seen.clone()))
 }
 
 /// `&quot;`-style entities back to characters, so that a secret an HTML or

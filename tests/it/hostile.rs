@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The body get-session announces and streams: far over the 8 MiB cap.
 const HUGE_BODY: u64 = 300 * 1024 * 1024;
@@ -109,22 +109,7 @@ async fn answer(mut stream: TcpStream) {
 
 /// Starts the hostile server on a thread of its own; its port.
 fn start() -> u16 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap().port()).unwrap();
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(answer(stream));
-            }
-        });
-    });
-    rx.recv().unwrap()
+    crate::support::serve_raw(answer)
 }
 
 #[test]

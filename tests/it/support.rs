@@ -236,3 +236,29 @@ pub async fn mount_sign_in(server: &wiremock::MockServer, email: &str, id: &str)
         .mount(server)
         .await;
 }
+
+/// Serves raw TCP on 127.0.0.1 from a thread and runtime of its own (so a
+/// target that stalls cannot starve the test's runtime), each connection
+/// handed to `answer`; the port.
+pub fn serve_raw<F, Fut>(answer: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap().port()).unwrap();
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer(stream));
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
