@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 /// A binding the target config declares.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredBinding {
     pub name: String,
@@ -18,6 +18,10 @@ pub struct DeclaredBinding {
     /// service name, …); compared only when declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The value of a `plain_text` (a string) or `json` binding; never
+    /// declared for a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
 }
 
 /// What the target config says the deployment must be.
@@ -27,6 +31,16 @@ pub struct DeclaredSettings {
     pub compatibility_date: Option<String>,
     pub compatibility_flags: Vec<String>,
     pub bindings: Vec<DeclaredBinding>,
+    /// `placement` as the API's settings report it (`{"mode": "smart"}`, a
+    /// region or host target); `None`: must be unset (no placement).
+    pub placement: Option<serde_json::Value>,
+    /// `limits` (`{"cpu_ms": …, "subrequests": …}`); `None`: not declared.
+    pub limits: Option<serde_json::Value>,
+    /// `cache_options` (`{"enabled": …, "cross_version_cache": …}`);
+    /// `None`: not declared.
+    pub cache_options: Option<serde_json::Value>,
+    /// `usage_model` (`standard`, `bundled`, `unbound`); `None`: not declared.
+    pub usage_model: Option<String>,
 }
 
 /// A binding as the Cloudflare API reports it (never its secret value).
@@ -142,7 +156,9 @@ mod tests {
                 name: "DB".into(),
                 kind: "d1".into(),
                 target: Some("db-1".into()),
+                value: None,
             }],
+            ..DeclaredSettings::default()
         }
     }
 

@@ -267,6 +267,40 @@ pub struct VerifySection {
     pub logpush: bool,
     #[serde(default)]
     pub log_destinations: Vec<String>,
+    #[serde(default)]
+    pub streaming_tail_consumers: Option<Vec<String>>,
+    #[serde(default)]
+    pub trace_destinations: Option<Vec<String>>,
+    #[serde(default)]
+    pub observability: Option<bool>,
+    #[serde(default)]
+    pub placement: Option<toml::Value>,
+    #[serde(default)]
+    pub limits: Option<toml::Value>,
+    #[serde(default)]
+    pub cache_options: Option<toml::Value>,
+    #[serde(default)]
+    pub usage_model: Option<String>,
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+    #[serde(default)]
+    pub custom_domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub workers_dev: Option<bool>,
+    #[serde(default)]
+    pub preview_urls: Option<bool>,
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// The source's lockfile, relative to `source`.
+    #[serde(default)]
+    pub lockfile: Option<std::path::PathBuf>,
+    /// The Worker's wrangler config (`wrangler.jsonc`, `wrangler.json`,
+    /// `wrangler.toml`), relative to `source`: the declaration.
+    #[serde(default)]
+    pub wrangler: Option<std::path::PathBuf>,
+    /// The wrangler environment (`[env.<name>]`) that is deployed.
+    #[serde(default)]
+    pub wrangler_env: Option<String>,
     #[serde(default = "default_api_base")]
     pub api_base: Url,
     #[serde(default = "default_api_token_env")]

@@ -17,6 +17,35 @@ pub struct DeclaredObservers {
     pub tail_consumers: Vec<String>,
     pub logpush: bool,
     pub log_destinations: Vec<String>,
+    /// Streaming tail consumer services (`script-settings`).
+    pub streaming_tail_consumers: Vec<String>,
+    /// Workers Observability trace export destinations.
+    pub trace_destinations: Vec<String>,
+    /// Whether Workers Observability (logs and traces kept by Cloudflare)
+    /// may be on.
+    pub observability: bool,
+}
+
+/// Every way traffic may reach the script, as declared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredIngress {
+    /// Zone route patterns (`auth.example.com/*`).
+    pub routes: Vec<String>,
+    /// Custom domain hostnames (`auth.example.com`).
+    pub custom_domains: Vec<String>,
+    /// Whether the script may be on its `workers.dev` subdomain.
+    pub workers_dev: bool,
+    /// Whether preview URLs (one per uploaded version) may be on.
+    pub preview_urls: bool,
+    /// A zone whose routes are read too (`/zones/{id}/workers/routes`).
+    pub zone_id: Option<String>,
+}
+
+/// What the live versions' provenance is compared with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredProvenance {
+    /// The source's lockfile (absolute); `None`: none found or declared.
+    pub lockfile: Option<std::path::PathBuf>,
 }
 
 /// The resolved `[verify]` section. Holds no secret: the token is read by
@@ -28,6 +57,8 @@ pub struct VerifyTarget {
     pub script: String,
     pub declared: DeclaredSettings,
     pub observers: DeclaredObservers,
+    pub ingress: DeclaredIngress,
+    pub provenance: DeclaredProvenance,
     pub api_base: Url,
     pub api_token_env: String,
     pub account_id_env: String,
@@ -45,6 +76,7 @@ impl VerifySection {
             path: source.display().to_string(),
             source: source_err,
         })?;
+        let lockfile = self.lockfile.map(|l| source.join(l));
         Ok(VerifyTarget {
             recipe: Recipe {
                 source,
@@ -60,17 +92,37 @@ impl VerifySection {
                 compatibility_date: self.compatibility_date,
                 compatibility_flags: self.compatibility_flags,
                 bindings: self.bindings,
+                placement: self.placement.map(toml_to_json),
+                limits: self.limits.map(toml_to_json),
+                cache_options: self.cache_options.map(toml_to_json),
+                usage_model: self.usage_model,
             },
             observers: DeclaredObservers {
                 tail_consumers: self.tail_consumers,
                 logpush: self.logpush,
                 log_destinations: self.log_destinations,
+                streaming_tail_consumers: self.streaming_tail_consumers.unwrap_or_default(),
+                trace_destinations: self.trace_destinations.unwrap_or_default(),
+                observability: self.observability.unwrap_or(false),
             },
+            ingress: DeclaredIngress {
+                routes: self.routes.unwrap_or_default(),
+                custom_domains: self.custom_domains.unwrap_or_default(),
+                workers_dev: self.workers_dev.unwrap_or(false),
+                preview_urls: self.preview_urls.unwrap_or(false),
+                zone_id: self.zone_id,
+            },
+            provenance: DeclaredProvenance { lockfile },
             api_base: self.api_base,
             api_token_env: self.api_token_env,
             account_id_env: self.account_id_env,
         })
     }
+}
+
+/// A TOML value as JSON (the API's settings are JSON).
+fn toml_to_json(value: toml::Value) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 /// Loads the `[verify]` section of a config and the profile it runs under.

@@ -78,10 +78,14 @@ pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTar
                     name: b.name,
                     kind: b.kind,
                     target: b.target,
+                    value: None,
                 })
                 .collect(),
+            ..DeclaredSettings::default()
         },
         observers: DeclaredObservers::default(),
+        ingress: Default::default(),
+        provenance: Default::default(),
         api_base,
         api_token_env: "CLOUDFLARE_API_TOKEN".to_owned(),
         account_id_env: "CLOUDFLARE_ACCOUNT_ID".to_owned(),
