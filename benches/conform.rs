@@ -5,12 +5,16 @@
 //!     FLAREPROOF_BENCH_ROUNDS=5 cargo bench --bench conform
 //!
 //! The critical path is the longest chain of waits no scheduler can
-//! overlap, measured from the run's own evidence: the rate-limit chain (the
-//! slowest sign-in, then one window: spend, wait for the turnover, count)
-//! or the revocation chain (the slowest sign-up and sign-in of a trial, the
-//! slowest time to refusal, then the resurrection watch after it), whichever
-//! is longer; the target is ≤ 1.1 × it. The sequential sum is each suite
-//! run alone, one after the other: what the scheduler saves.
+//! overlap: the longest suite run alone, on a fresh Worker (median of the
+//! rounds). It includes what the run's own evidence cannot show: a Worker
+//! hashes passwords in one isolate, one after another, so a suite's sign-ups
+//! and sign-ins wait for each other whatever the scheduler does. The target
+//! is conform ≤ 1.1 × it. The chain read from the evidence alone (the
+//! rate-limit chain: the slowest sign-in, then one window; or the
+//! revocation chain: the slowest sign-in, the slowest time to refusal, then
+//! the resurrection watch) is printed too, as a floor that leaves the
+//! hashing out. The sequential sum is each suite run alone, one after the
+//! other: what the scheduler saves.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,17 +61,18 @@ fn slowest_refusal(report: &Report) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The critical path of a run (see the module's docs), and how it reads.
+/// The chain read from a run's evidence (see the module's docs), and how
+/// it reads.
 fn critical_path(report: &Report, window_ms: f64, watch_ms: f64) -> (f64, String) {
-    let (sign_up, sign_in) = (slowest(report, "sign up"), slowest(report, "sign in"));
+    let sign_in = slowest(report, "sign in");
     let ratelimit = sign_in + window_ms;
     let refusal = slowest_refusal(report);
-    let session = sign_up + sign_in + refusal + watch_ms;
+    let session = sign_in + refusal + watch_ms;
     let how = if ratelimit >= session {
         format!("slowest sign-in {sign_in:.0} ms + window {window_ms:.0} ms")
     } else {
         format!(
-            "slowest sign-up {sign_up:.0} ms + sign-in {sign_in:.0} ms + refusal {refusal:.0} ms + resurrection watch {watch_ms:.0} ms"
+            "slowest sign-in {sign_in:.0} ms + refusal {refusal:.0} ms + resurrection watch {watch_ms:.0} ms"
         )
     };
     (ratelimit.max(session), how)
@@ -145,7 +150,7 @@ fn main() {
         let watch_ms = (plan.params.observe_after_refusal_ms as f64).max(r.bound_s as f64 * 1000.0);
         let (path, how) = critical_path(&r.report, window_ms, watch_ms);
         println!(
-            "round {round}: conform {:.0} ms, critical path {path:.0} ms ({how}), ratio {:.2}, {} requests",
+            "round {round}: conform {:.0} ms, chain read from the evidence {path:.0} ms ({how}), ratio {:.2}, {} requests",
             ms(r.wall),
             ms(r.wall) / path,
             r.requests
@@ -153,20 +158,31 @@ fn main() {
         walls.push(ms(r.wall));
         paths.push(path);
     }
-    let mut sequential = 0.0;
-    for area in ["cookie.*", "scope.*", "session.*", "ratelimit.*"] {
-        let r = run(&runtime, &[area]);
-        println!(
-            "alone: {area:<12} {:.0} ms, {} requests",
-            ms(r.wall),
-            r.requests
-        );
-        sequential += ms(r.wall);
+    let areas = ["cookie.*", "scope.*", "session.*", "ratelimit.*"];
+    let mut alone: Vec<Vec<f64>> = vec![Vec::new(); areas.len()];
+    for round in 1..=rounds {
+        for (i, area) in areas.iter().enumerate() {
+            let r = run(&runtime, &[area]);
+            println!(
+                "round {round}: alone {area:<12} {:.0} ms, {} requests",
+                ms(r.wall),
+                r.requests
+            );
+            alone[i].push(ms(r.wall));
+        }
     }
-    let (wall, path) = (median(walls), median(paths));
+    let alone: Vec<f64> = alone.into_iter().map(median).collect();
+    let sequential: f64 = alone.iter().sum();
+    let (longest, area) =
+        alone.iter().zip(areas).fold(
+            (0.0, ""),
+            |best, (&t, a)| if t > best.0 { (t, a) } else { best },
+        );
+    let (wall, floor) = (median(walls), median(paths));
     println!(
-        "conform median {wall:.0} ms vs critical path {path:.0} ms: ratio {:.2} (target <= 1.1); suites one after another: {sequential:.0} ms ({:.2} x the concurrent run)",
-        wall / path,
+        "conform median {wall:.0} ms vs critical path {longest:.0} ms (the longest suite alone, {area}): ratio {:.2} (target <= 1.1); chain read from the evidence (no hashing) {floor:.0} ms: ratio {:.2}; suites one after another: {sequential:.0} ms ({:.2} x the concurrent run)",
+        wall / longest,
+        wall / floor,
         sequential / wall
     );
 }

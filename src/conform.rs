@@ -159,7 +159,7 @@ impl Conform {
             .filter_map(|id| registry::find(id))
             .collect();
         let shared = Arc::new(Shared::new(&selected));
-        let ctx = |check: &'static Check, probe: Probe, lease| Ctx {
+        let ctx = |check: &'static Check, probe: Probe, (lease, passwords)| Ctx {
             target: self.target.clone(),
             plan: self.plan.clone(),
             probe,
@@ -167,6 +167,7 @@ impl Conform {
             check: check.id,
             needs: check.needs,
             lease: Arc::new(std::sync::Mutex::new(Some(lease))),
+            passwords: Arc::new(std::sync::Mutex::new(passwords)),
         };
         // A bucket an earlier run left exhausted answers 429 to checks that
         // test something else with it: they wait it out (at most a window
@@ -176,7 +177,10 @@ impl Conform {
             window + Duration::from_secs(1),
             2 * window + Duration::from_secs(2),
         );
-        let leases: Vec<_> = selected.iter().map(|c| shared.share(c)).collect();
+        let leases: Vec<_> = selected
+            .iter()
+            .map(|c| (shared.share(c), shared.hold_passwords(c)))
+            .collect();
         let mut areas = Areas::new(&selected, self.progress.as_ref());
         let mut running = FuturesUnordered::new();
         for (check, lease) in selected.iter().copied().zip(leases) {
@@ -213,7 +217,7 @@ impl Conform {
                     began.elapsed(),
                 ),
             };
-            let result = ctx(check, probe.clone(), Vec::new()).conclude(
+            let result = ctx(check, probe.clone(), (Vec::new(), None)).conclude(
                 check.id,
                 finding,
                 took.as_millis() as u64,

@@ -123,6 +123,9 @@ pub async fn sign_in_as(
     jar: Jar,
 ) -> Result<(Identity, Observed), Unobservable> {
     let role = account.role.as_str();
+    if !ctx.needs.fresh_accounts {
+        ctx.shared.passwords_first().await;
+    }
     let req = Req::post(
         ctx.url(&ctx.target.paths.sign_in),
         format!("sign in as {role}"),

@@ -41,6 +41,10 @@ pub struct Ctx {
     /// The check's shared leases, held until it ends or calls
     /// [`Ctx::release_shared`].
     pub lease: Arc<std::sync::Mutex<Option<shared::SharedLease>>>,
+    /// The check's hold on the password lane (checks that sign up accounts
+    /// of their own), held until it ends or calls
+    /// [`Ctx::release_passwords`].
+    pub passwords: Arc<std::sync::Mutex<Option<shared::PasswordHold>>>,
 }
 
 impl Ctx {
@@ -56,6 +60,15 @@ impl Ctx {
             check: "harness.standalone",
             needs: Needs::NOTHING,
             lease: Arc::default(),
+            passwords: Arc::default(),
+        }
+    }
+
+    /// Lets other checks' sign-ins go: this check's password work (its
+    /// sign-ups and sign-ins) is done.
+    pub fn release_passwords(&self) {
+        if let Ok(mut hold) = self.passwords.lock() {
+            hold.take();
         }
     }
 

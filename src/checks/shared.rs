@@ -18,6 +18,9 @@ type Slot = Arc<OnceCell<Result<Arc<dyn Any + Send + Sync>, Unobservable>>>;
 
 /// Held while a check spends a bucket shared.
 pub type SharedLease = Vec<OwnedRwLockReadGuard<()>>;
+
+/// A check's hold on the password lane ([`Shared::hold_passwords`]).
+pub type PasswordHold = OwnedRwLockReadGuard<()>;
 /// Held while a measurement spends buckets exclusively.
 pub type ExclusiveLease = Vec<OwnedRwLockWriteGuard<()>>;
 
@@ -30,6 +33,10 @@ pub struct Shared {
     turnover_expected: bool,
     /// The ids of the run's checks.
     selected: Vec<&'static str>,
+    /// Held (read) by every check that signs up accounts of its own until
+    /// its password work is done; other checks' sign-ins wait for it
+    /// (write), see [`Shared::passwords_first`].
+    passwords: Arc<RwLock<()>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -59,7 +66,29 @@ impl Shared {
             turnover: watch::channel(None).0,
             turnover_expected,
             selected: checks.iter().map(|c| c.id).collect(),
+            passwords: Arc::default(),
         }
+    }
+
+    /// The hold on other checks' sign-ins that `check` takes if it signs up
+    /// accounts of its own (the revocation trials: their sign-ups and
+    /// sign-ins start the run's longest chain). Called for every check
+    /// before any runs, like [`Shared::share`].
+    pub fn hold_passwords(&self, check: &Check) -> Option<PasswordHold> {
+        check
+            .needs
+            .fresh_accounts
+            .then(|| self.passwords.clone().try_read_owned().ok())
+            .flatten()
+    }
+
+    /// Waits until every check holding the password lane has let it go. A
+    /// Worker hashes passwords in one isolate one after another: sign-ins
+    /// that are not on the run's longest chain go after the ones that are,
+    /// instead of all finishing together at the end. The holders never
+    /// wait for anything a waiter does, so this cannot deadlock.
+    pub async fn passwords_first(&self) {
+        drop(self.passwords.write().await);
     }
 
     /// Whether check `id` is part of this run.

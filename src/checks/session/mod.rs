@@ -32,7 +32,7 @@
 mod bracket;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -156,7 +156,18 @@ fn poll_interval_ms(ctx: &Ctx) -> u64 {
 /// Says when the app-route replays of `kind`'s trials are over (sent
 /// `true` once, by the replays or when the trials end, whichever is first).
 async fn app_done(ctx: &Ctx, kind: Revocation) -> Arc<tokio::sync::watch::Sender<bool>> {
-    let key = format!("{}.app-done", kind.check_id());
+    signal(ctx, kind, "app-done").await
+}
+
+/// Says when the password work (sign-ups, sign-ins) of `kind`'s trials is
+/// over (sent `true` once every trial has its tokens, or when the trials
+/// end).
+async fn passwords_done(ctx: &Ctx, kind: Revocation) -> Arc<tokio::sync::watch::Sender<bool>> {
+    signal(ctx, kind, "passwords-done").await
+}
+
+async fn signal(ctx: &Ctx, kind: Revocation, what: &str) -> Arc<tokio::sync::watch::Sender<bool>> {
+    let key = format!("{}.{what}", kind.check_id());
     ctx.once(&key, || async { Ok(tokio::sync::watch::channel(false).0) })
         .await
         .expect("making a channel cannot fail")
@@ -171,12 +182,65 @@ impl Drop for Done {
     }
 }
 
-/// Gives up the check's shared leases once the app-route replays of every
-/// kind in `kinds` are over.
+/// Sends `true` once each of its tickets is punched (or dropped).
+struct Countdown {
+    left: AtomicU32,
+    done: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Countdown {
+    fn ticket(&self) -> Ticket<'_> {
+        Ticket {
+            countdown: self,
+            punched: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One trial's share of a [`Countdown`]: punched when its password work is
+/// done, or when it ends on any path.
+struct Ticket<'a> {
+    countdown: &'a Countdown,
+    punched: AtomicBool,
+}
+
+impl Ticket<'_> {
+    fn punch(&self) {
+        if !self.punched.swap(true, Ordering::AcqRel)
+            && self.countdown.left.fetch_sub(1, Ordering::AcqRel) == 1
+        {
+            self.countdown.done.send_replace(true);
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.punch();
+    }
+}
+
+/// What a trial tells the checks waiting on it.
+#[derive(Clone, Copy)]
+struct Signals<'a> {
+    /// Punched once the trial has its tokens.
+    passwords: &'a Ticket<'a>,
+    /// Sent once trial 1's app-route replays are over.
+    app_done: &'a tokio::sync::watch::Sender<bool>,
+}
+
+/// Lets other checks' sign-ins go once the password work of every kind in
+/// `kinds` is done, then gives up the check's shared leases once their
+/// app-route replays are over.
 async fn release_after_replays(ctx: &Ctx, kinds: &[Revocation]) {
     for kind in kinds {
-        let mut done = app_done(ctx, *kind).await.subscribe();
+        let mut done = passwords_done(ctx, *kind).await.subscribe();
         // An error means the sender is gone: nothing more will be sent.
+        let _ = done.wait_for(|d| *d).await;
+    }
+    ctx.release_passwords();
+    for kind in kinds {
+        let mut done = app_done(ctx, *kind).await.subscribe();
         let _ = done.wait_for(|d| *d).await;
     }
     ctx.release_shared();
@@ -190,8 +254,20 @@ async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable
         let app_done = app_done(ctx, kind).await;
         let _done = Done(app_done.clone());
         let app_done = &app_done;
+        let passwords = passwords_done(ctx, kind).await;
+        let _passwords_done = Done(passwords.clone());
+        let countdown = Countdown {
+            left: AtomicU32::new(ctx.plan.params.revocation_trials),
+            done: passwords,
+        };
+        let countdown = &countdown;
         let interval_ms = poll_interval_ms(ctx);
         let runs = (1..=ctx.plan.params.revocation_trials).map(|t| async move {
+            let ticket = countdown.ticket();
+            let signals = Signals {
+                passwords: &ticket,
+                app_done,
+            };
             let (account, control) =
                 tokio::join!(revocation_account(ctx, kind.role()), control_session(ctx));
             let (account, signed_up) = account?;
@@ -202,7 +278,7 @@ async fn trials(ctx: &Ctx, kind: Revocation) -> Result<Arc<Trials>, Unobservable
                 &*control?,
                 (kind, t),
                 interval_ms,
-                app_done,
+                signals,
             )
             .await
         });
@@ -379,7 +455,7 @@ async fn trial(
     control: &Identity,
     (kind, trial): (Revocation, u32),
     interval_ms: u64,
-    app_done: &tokio::sync::watch::Sender<bool>,
+    signals: Signals<'_>,
 ) -> Result<TrialOutcome, Unobservable> {
     let first = match signed_up {
         Some(session) => session,
@@ -390,6 +466,7 @@ async fn trial(
         let (second, _) = sign_in_as(ctx, account, Jar::new()).await?;
         tokens.push(("other session", second));
     }
+    signals.passwords.punch();
     let primed = tokens
         .iter()
         .map(|(label, identity)| (*label, identity))
@@ -484,7 +561,7 @@ async fn trial(
                 1 => {
                     let replays = app_replays(ctx, &app).await;
                     // Nothing more spends the shared buckets.
-                    app_done.send_replace(true);
+                    signals.app_done.send_replace(true);
                     Some(replays)
                 }
                 _ => None,
