@@ -418,3 +418,32 @@ async fn a_refused_version_read_is_an_error_naming_the_permission() {
     assert_status(&f, Status::Error);
     assert!(f.summary.contains("Workers Scripts Read"), "{}", f.summary);
 }
+
+#[tokio::test]
+async fn the_stand_in_serves_the_provenance_the_client_parses() {
+    let s = scenario();
+    let standin = flareproof::cloudflare::standin::StandIn::start(s.clone())
+        .await
+        .unwrap();
+    let client = Client::new(
+        &standin.api_base(),
+        Credentials {
+            account_id: REFERENCE_ACCOUNT.into(),
+            token: Secret::new(TOKEN),
+        },
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    let live = flareproof::cloudflare::fetch_live(&client, "flarelink-auth")
+        .await
+        .unwrap();
+    let p = live.versions[0].provenance.as_ref().unwrap();
+    assert_eq!(p.source.as_deref(), Some("wrangler"));
+    assert_eq!(p.triggered_by.as_deref(), Some("upload"));
+    assert_eq!(
+        p.dependencies,
+        flareproof::cloudflare::Dependencies::Reported(
+            s.versions[0].package_dependencies.clone().unwrap()
+        )
+    );
+}
