@@ -447,3 +447,50 @@ async fn the_stand_in_serves_the_provenance_the_client_parses() {
         )
     );
 }
+
+#[test]
+fn the_lockfile_defaults_to_the_source_folders_and_a_declared_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("worker");
+    fs_err::create_dir_all(&source).unwrap();
+    let write = |extra: &str| {
+        let path = dir.path().join("flareproof.toml");
+        let text = crate::support::verify_section(
+            &source,
+            r#"["true"]"#,
+            "http://127.0.0.1:1/client/v4",
+            "FP_PROV_TOKEN",
+            "FP_PROV_ACCOUNT",
+        );
+        fs_err::write(&path, format!("{text}{extra}\n")).unwrap();
+        flareproof::target::load_verify(&path)
+            .unwrap()
+            .1
+            .provenance
+            .lockfile
+    };
+    assert_eq!(write(""), None);
+    fs_err::write(source.join("yarn.lock"), "").unwrap();
+    assert_eq!(write(""), Some(source.join("yarn.lock")));
+    fs_err::write(source.join("package-lock.json"), "{}").unwrap();
+    assert_eq!(write(""), Some(source.join("package-lock.json")));
+    assert_eq!(
+        write("lockfile = \"../locks/package-lock.json\""),
+        Some(source.join("../locks/package-lock.json"))
+    );
+}
+
+#[tokio::test]
+async fn a_long_message_is_shortened_in_the_summary() {
+    let mut s = scenario();
+    s.versions[0].source = "dash".into();
+    s.versions[0].message = Some("x".repeat(1000));
+    let f = judge(&s).await;
+    assert_status(&f, Status::Warn);
+    assert!(
+        f.summary.contains(&format!("\"{}\"…", "x".repeat(200))),
+        "{}",
+        f.summary
+    );
+    assert!(!f.summary.contains(&"x".repeat(201)));
+}

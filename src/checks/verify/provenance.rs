@@ -45,6 +45,9 @@ const DASHBOARD: [(&str, &str); 4] = [
     ("dash_template", "a dashboard template"),
 ];
 
+/// How much of a version's message a summary shows.
+const MESSAGE_CHARS: usize = 200;
+
 /// Only the domain of an email address (the address is personal data).
 fn email_domain(email: &str) -> String {
     match email.rsplit_once('@') {
@@ -60,7 +63,10 @@ fn says(p: &Provenance) -> String {
         out.push(format!("triggered by `{t}`"));
     }
     if let Some(m) = &p.message {
-        out.push(format!("message {m:?}"));
+        // Up to 1000 bytes in the API; a summary shows the start.
+        let shown: String = m.chars().take(MESSAGE_CHARS).collect();
+        let more = if shown.len() < m.len() { "…" } else { "" };
+        out.push(format!("message {shown:?}{more}"));
     }
     if let Some(t) = &p.tag {
         out.push(format!("tag {t:?}"));
