@@ -11,6 +11,7 @@ use crate::compare::{Bundle, DeployedBinding, DeployedSettings, Module};
 use super::client::Client;
 use super::error::ApiError;
 use super::multipart;
+use super::provenance::{Provenance, provenance_of};
 
 /// A version in the active deployment and its share of traffic.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,8 @@ pub struct VersionData {
     pub live: LiveVersion,
     pub settings: Result<DeployedSettings, Arc<ApiError>>,
     pub modules: Result<(Bundle, ModulesSource), Arc<ApiError>>,
+    /// Parsed from the same two answers as `settings` and `modules`.
+    pub provenance: Result<Provenance, Arc<ApiError>>,
 }
 
 /// Everything that receives the Worker's request data besides the Worker.
@@ -194,14 +197,14 @@ async fn version_settings(
     client: &Client,
     script: &str,
     version: &str,
-) -> Result<DeployedSettings, ApiError> {
+) -> Result<(DeployedSettings, Raw), ApiError> {
     let url = client.account_url(&format!("workers/scripts/{script}/versions/{version}"));
     let result: Value = client.get_json(&format!("version {version}"), &url).await?;
     let resources = result
         .get("resources")
         .ok_or_else(|| shape(&url, "the version has no `resources`"))?;
     let runtime = resources.get("script_runtime");
-    Ok(DeployedSettings {
+    let settings = DeployedSettings {
         compatibility_date: runtime
             .and_then(|r| r.get("compatibility_date"))
             .and_then(Value::as_str)
@@ -212,10 +215,18 @@ async fn version_settings(
             "compatibility_flags",
         )?,
         bindings: bindings(&url, resources.get("bindings"))?,
-    })
+    };
+    Ok((settings, (url, result)))
 }
 
-async fn version_modules(client: &Client, script: &str, version: &str) -> Result<Bundle, ApiError> {
+/// An answer's URL and `result`, kept for [`provenance_of`].
+type Raw = (String, Value);
+
+async fn version_modules(
+    client: &Client,
+    script: &str,
+    version: &str,
+) -> Result<(Bundle, Raw), ApiError> {
     let url = client.account_url(&format!(
         "workers/workers/{script}/versions/{version}?include=modules"
     ));
@@ -257,7 +268,8 @@ async fn version_modules(client: &Client, script: &str, version: &str) -> Result
             format!("`main_module` `{main}` is not among the modules"),
         ));
     }
-    Ok(Bundle::new(Some(main.to_owned()), modules))
+    let bundle = Bundle::new(Some(main.to_owned()), modules);
+    Ok((bundle, (url, result)))
 }
 
 async fn download(client: &Client, script: &str) -> Result<Bundle, ApiError> {
@@ -287,12 +299,12 @@ async fn modules(
     script: &str,
     version: &str,
     single: bool,
-) -> Result<(Bundle, ModulesSource), ApiError> {
+) -> Result<(Bundle, ModulesSource, Option<Raw>), ApiError> {
     match version_modules(client, script, version).await {
-        Ok(bundle) => Ok((bundle, ModulesSource::Versions)),
+        Ok((bundle, raw)) => Ok((bundle, ModulesSource::Versions, Some(raw))),
         Err(e) if single && matches!(e.status(), Some(404 | 405 | 501)) => download(client, script)
             .await
-            .map(|b| (b, ModulesSource::Download)),
+            .map(|b| (b, ModulesSource::Download, None)),
         Err(e) => Err(e),
     }
 }
@@ -368,10 +380,25 @@ pub async fn fetch_live(client: &Client, script: &str) -> Result<Live, ApiError>
             version_settings(client, script, &live.version_id),
             modules(client, script, &live.version_id, single),
         );
+        let (settings, modules) = (settings.map_err(Arc::new), modules.map_err(Arc::new));
+        let beta = match &modules {
+            Ok((_, _, Some((url, v)))) => Ok((url.as_str(), v)),
+            Ok((_, _, None)) => Err("the beta versions endpoint was not there, so the modules \
+                                     came from the script download (content/v2), which reports \
+                                     no annotations or package_dependencies"
+                .to_owned()),
+            Err(e) => Err(format!(
+                "the beta versions endpoint could not be read: {}",
+                crate::error_chain(e.as_ref())
+            )),
+        };
+        let detail = settings.as_ref().map(|(_, (url, v))| (url.as_str(), v));
+        let provenance = provenance_of(detail, beta);
         VersionData {
             live: live.clone(),
-            settings: settings.map_err(Arc::new),
-            modules: modules.map_err(Arc::new),
+            settings: settings.map(|(s, _)| s),
+            modules: modules.map(|(b, s, _)| (b, s)),
+            provenance,
         }
     });
     let (versions, observers) = tokio::join!(

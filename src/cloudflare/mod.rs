@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 mod live;
 pub mod multipart;
+mod provenance;
 mod shapes;
 pub mod standin;
 
@@ -19,4 +20,5 @@ pub use envelope::{ApiMessage, Envelope};
 pub use error::ApiError;
 pub use live::{Deployment, Live, LiveVersion, ModulesSource, Observers, VersionData, fetch_live};
 pub use multipart::MultipartError;
+pub use provenance::{Dependencies, PackageDependency, Provenance, parse_provenance};
 pub use shapes::{Scenario, ScenarioVersion, error_body};

@@ -10,6 +10,7 @@ use crate::compare::{Bundle, DeployedBinding};
 use crate::model::Secret;
 
 use super::multipart;
+use super::provenance::PackageDependency;
 
 const DEPLOYMENTS: &str = include_str!("../../fixtures/cloudflare-api/deployments.json");
 const VERSION: &str = include_str!("../../fixtures/cloudflare-api/version.json");
@@ -49,6 +50,14 @@ pub struct ScenarioVersion {
     pub compatibility_date: String,
     pub compatibility_flags: Vec<String>,
     pub bindings: Vec<DeployedBinding>,
+    /// The client that created it (`metadata.source`, the beta `source`).
+    pub source: String,
+    /// `annotations["workers/triggered_by"]`; `None`: not annotated.
+    pub triggered_by: Option<String>,
+    /// `annotations["workers/message"]`.
+    pub message: Option<String>,
+    /// The beta answer's `package_dependencies`; `None`: the field is absent.
+    pub package_dependencies: Option<Vec<PackageDependency>>,
 }
 
 /// What a stand-in Cloudflare account holds for one script.
@@ -111,6 +120,10 @@ impl Scenario {
                 compatibility_date: compatibility_date.to_owned(),
                 compatibility_flags: compatibility_flags.to_vec(),
                 bindings,
+                source: "wrangler".to_owned(),
+                triggered_by: Some("upload".to_owned()),
+                message: None,
+                package_dependencies: None,
             }],
             tail_consumers: Vec::new(),
             logpush: false,
@@ -176,6 +189,7 @@ impl Scenario {
             ("etag", json!(v.bundle.aggregate_sha256())),
             ("compatibility_date", json!(v.compatibility_date)),
             ("compatibility_flags", json!(v.compatibility_flags)),
+            ("source", json!(v.source)),
         ])
     }
 
@@ -203,7 +217,35 @@ impl Scenario {
             .collect();
         vars.insert("modules", json!(modules));
         vars.insert("main_module", json!(v.bundle.main_module));
-        Some(fill(VERSION_MODULES, &vars))
+        let mut annotations = serde_json::Map::new();
+        for (key, value) in [
+            ("workers/message", &v.message),
+            ("workers/triggered_by", &v.triggered_by),
+        ] {
+            if let Some(value) = value {
+                annotations.insert(key.to_owned(), json!(value));
+            }
+        }
+        vars.insert("annotations", Value::Object(annotations));
+        let dependencies: Option<Vec<Value>> = v.package_dependencies.as_ref().map(|deps| {
+            deps.iter()
+                .map(|d| {
+                    json!({
+                        "name": d.name,
+                        "packageJsonVersion": d.package_json_version,
+                        "installedVersion": d.installed_version,
+                    })
+                })
+                .collect()
+        });
+        vars.insert("package_dependencies", json!(dependencies));
+        let mut body = fill(VERSION_MODULES, &vars);
+        if v.package_dependencies.is_none()
+            && let Some(result) = body["result"].as_object_mut()
+        {
+            result.remove("package_dependencies");
+        }
+        Some(body)
     }
 
     /// `GET …/scripts/{s}/settings`: the script-level settings, which follow

@@ -4,11 +4,13 @@
 
 mod bundle;
 mod diff;
+mod lockfile;
 mod modules;
 mod settings;
 
 pub use bundle::{Bundle, Module, sha256_hex};
 pub use diff::{first_difference, readable_diff};
+pub use lockfile::{LOCKFILE_NAMES, Lockfile, LockfileError, find_lockfile};
 pub use modules::{ModuleDifference, ModulesComparison, compare_modules};
 pub use settings::{
     DeclaredBinding, DeclaredSettings, DeployedBinding, DeployedSettings, SettingsComparison,

@@ -76,7 +76,11 @@ impl VerifySection {
             path: source.display().to_string(),
             source: source_err,
         })?;
-        let lockfile = self.lockfile.map(|l| source.join(l));
+        // Declared, else the first lockfile present in the source folder.
+        let lockfile = self
+            .lockfile
+            .map(|l| source.join(l))
+            .or_else(|| crate::compare::find_lockfile(&source));
         Ok(VerifyTarget {
             recipe: Recipe {
                 source,

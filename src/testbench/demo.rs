@@ -12,8 +12,8 @@ use super::fixture::{Fixture, FixtureError, FixtureInfo, FixtureOptions};
 
 use crate::attestation::Statement;
 use crate::cloudflare::standin::StandIn;
-use crate::cloudflare::{ApiError, Credentials, RetryPolicy, Scenario};
-use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding};
+use crate::cloudflare::{ApiError, Credentials, PackageDependency, RetryPolicy, Scenario};
+use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding, Lockfile};
 use crate::conform::{Conform, ConformError, Selection};
 use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
@@ -56,7 +56,7 @@ pub const REFERENCE_SCRIPT: &str = "flarelink-auth";
 /// The `[verify]` target of the reference Worker in `fixtures`: its
 /// deterministic esbuild recipe and the settings `launch.mjs` runs it with.
 pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTarget {
-    VerifyTarget {
+    let mut target = VerifyTarget {
         recipe: Recipe {
             source: fixtures.to_path_buf(),
             command: ["node", "build.mjs", "--outdir", "{out}"]
@@ -89,7 +89,9 @@ pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTar
         api_base,
         api_token_env: "CLOUDFLARE_API_TOKEN".to_owned(),
         account_id_env: "CLOUDFLARE_ACCOUNT_ID".to_owned(),
-    }
+    };
+    target.provenance.lockfile = Some(fixtures.join("package-lock.json"));
+    target
 }
 
 /// The bindings `launch.mjs` gives the reference Worker, as the API would
@@ -109,10 +111,32 @@ pub fn reference_bindings() -> Vec<DeployedBinding> {
     ]
 }
 
+/// The npm packages a wrangler build of the reference Worker reports
+/// (`package_dependencies`): its runtime dependencies at the versions
+/// `fixtures/package-lock.json` pins.
+pub fn reference_dependencies() -> Vec<PackageDependency> {
+    let lock = Lockfile::parse(
+        Path::new("fixtures/package-lock.json"),
+        include_bytes!("../../fixtures/package-lock.json"),
+    )
+    .expect("the fixture lockfile parses");
+    ["better-auth", "hono"]
+        .iter()
+        .map(|name| PackageDependency {
+            name: (*name).to_owned(),
+            package_json_version: lock.constraints.get(*name).cloned(),
+            installed_version: lock
+                .version(name)
+                .expect("the fixture lockfile pins the Worker's dependencies")
+                .to_owned(),
+        })
+        .collect()
+}
+
 /// A faithful deployment of `bundle` as the reference Worker, for the
 /// stand-in: one version at 100 % with the declared settings.
 pub fn reference_scenario(bundle: Bundle, token: Secret) -> Scenario {
-    Scenario::single(
+    let mut scenario = Scenario::single(
         REFERENCE_ACCOUNT,
         REFERENCE_SCRIPT,
         token,
@@ -120,7 +144,11 @@ pub fn reference_scenario(bundle: Bundle, token: Secret) -> Scenario {
         "2025-09-01",
         &["nodejs_compat".to_owned()],
         reference_bindings(),
-    )
+    );
+    for v in &mut scenario.versions {
+        v.package_dependencies = Some(reference_dependencies());
+    }
+    scenario
 }
 
 /// Builds the reference Worker once (what "was deployed"), serves it from a

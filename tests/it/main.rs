@@ -8,6 +8,7 @@ mod families;
 mod fixture;
 mod hostile;
 mod probe;
+mod provenance;
 mod registry;
 mod report;
 mod schema;

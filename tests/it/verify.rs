@@ -229,6 +229,14 @@ fn tampers() -> Vec<(&'static str, Scenario, &'static str)> {
     canary.bundle = changed;
     s.versions.push(canary);
     out.push(("90/10 gradual deployment", s, checks::LIVE_VERSIONS));
+
+    let mut s = base.clone();
+    if let Some(deps) = s.versions[0].package_dependencies.as_mut() {
+        deps.iter_mut()
+            .filter(|d| d.name == "hono")
+            .for_each(|d| d.installed_version = "4.13.18".into());
+    }
+    out.push(("dependency off the lockfile", s, checks::PROVENANCE));
     out
 }
 
@@ -277,7 +285,11 @@ fn the_binary_passes_a_faithful_deployment_and_fails_each_tamper_on_its_own_chec
         match expected {
             None => {
                 assert_eq!(run.output.status.code(), Some(0), "{name}: {stderr}");
-                assert_eq!(ids(&run.report, Status::Pass).len(), 5, "{name}");
+                assert_eq!(
+                    ids(&run.report, Status::Pass).len(),
+                    checks::IDS.len(),
+                    "{name}"
+                );
                 let att: serde_json::Value = serde_json::from_str(&run.attestation).unwrap();
                 assert_eq!(att["_type"], "https://in-toto.io/Statement/v1");
                 assert_eq!(att["predicate"]["verdict"], "pass");
@@ -290,7 +302,11 @@ fn the_binary_passes_a_faithful_deployment_and_fails_each_tamper_on_its_own_chec
             Some(id) => {
                 assert_eq!(run.output.status.code(), Some(1), "{name}: {stderr}");
                 assert_eq!(ids(&run.report, Status::Fail), vec![*id], "{name}");
-                assert_eq!(ids(&run.report, Status::Pass).len(), 4, "{name}");
+                assert_eq!(
+                    ids(&run.report, Status::Pass).len(),
+                    checks::IDS.len() - 1,
+                    "{name}"
+                );
                 assert!(!check(&run.report, id).evidence.is_empty(), "{name}");
                 let stdout = String::from_utf8_lossy(&run.output.stdout);
                 assert!(stdout.contains(&format!("FAIL {id}")), "{name}: {stdout}");
@@ -350,6 +366,14 @@ fn the_binary_passes_a_faithful_deployment_and_fails_each_tamper_on_its_own_chec
             .contains("0c0ffee0-aaaa-4bbb-8ccc-000000000010 (10%)"),
         "{}",
         gradual.summary
+    );
+    let dependency = check(by_name("dependency off the lockfile"), checks::PROVENANCE);
+    assert!(
+        dependency
+            .summary
+            .contains("`hono` installed 4.13.18, the lockfile pins 4.13.19"),
+        "{}",
+        dependency.summary
     );
 }
 
@@ -446,11 +470,11 @@ fn a_nondeterministic_recipe_fails_rebuild_deterministic_naming_module_offset_an
 // API faults, with wiremock serving the recorded shapes.
 // ---------------------------------------------------------------------------
 
-fn api() -> String {
+pub(crate) fn api() -> String {
     format!("/client/v4/accounts/{REFERENCE_ACCOUNT}/workers")
 }
 
-async fn mount(server: &MockServer, s: &Scenario) {
+pub(crate) async fn mount(server: &MockServer, s: &Scenario) {
     let base = api();
     let script = &s.script;
     let ok = |body: serde_json::Value| ResponseTemplate::new(200).set_body_json(body);

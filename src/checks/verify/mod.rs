@@ -9,6 +9,9 @@ use crate::plan::Plan;
 use crate::rebuild::{Rebuild, RebuildError};
 use crate::target::{DeclaredObservers, VerifyTarget};
 
+mod provenance;
+pub use provenance::{PROVENANCE, provenance};
+
 pub const REBUILD_DETERMINISTIC: &str = "verify.rebuild-deterministic";
 pub const MODULES_MATCH: &str = "verify.modules-match";
 pub const SETTINGS_MATCH: &str = "verify.settings-match";
@@ -16,12 +19,13 @@ pub const NO_UNDECLARED_OBSERVERS: &str = "verify.no-undeclared-observers";
 pub const LIVE_VERSIONS: &str = "verify.live-versions";
 
 /// The check ids this module decides, in plan order.
-pub const IDS: [&str; 5] = [
+pub const IDS: [&str; 6] = [
     REBUILD_DETERMINISTIC,
     MODULES_MATCH,
     SETTINGS_MATCH,
     NO_UNDECLARED_OBSERVERS,
     LIVE_VERSIONS,
+    PROVENANCE,
 ];
 
 /// Everything the checks judge.
@@ -53,6 +57,7 @@ pub fn run(inputs: &Inputs<'_>, plan: &Plan) -> Vec<CheckResult> {
             inputs.fetch_ms,
         ),
         plan.conclude(LIVE_VERSIONS, live_versions(inputs), both),
+        plan.conclude(PROVENANCE, provenance(inputs), inputs.fetch_ms),
     ]
 }
 
