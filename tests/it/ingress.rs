@@ -472,3 +472,77 @@ fn the_reference_target_declares_the_reference_ingress() {
         }
     );
 }
+
+#[tokio::test]
+async fn the_stand_in_serves_every_ingress_shape_the_client_reads() {
+    use flareproof::cloudflare::standin::StandIn;
+    let mut s = faithful();
+    s.routes = vec!["auth.example.test/*".into()];
+    s.workers_dev = true;
+    s.previews_enabled = true;
+    s.zone_routes = vec![
+        ("auth.example.test/*".into(), Some(s.script.clone())),
+        ("www.example.test/*".into(), Some("marketing-site".into())),
+    ];
+    let zone = s.zone_id.clone();
+    let standin = StandIn::start(s).await.unwrap();
+    let client = Client::new(
+        &standin.api_base(),
+        Credentials {
+            account_id: REFERENCE_ACCOUNT.into(),
+            token: Secret::new(TOKEN),
+        },
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    let live = fetch_live_in_zone(&client, "flarelink-auth", Some(&zone))
+        .await
+        .unwrap();
+    let i = &live.ingress;
+    let routes = i.routes.as_ref().unwrap();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].pattern, "auth.example.test/*");
+    let domains = i.custom_domains.as_ref().unwrap();
+    let hosts: Vec<&str> = domains.iter().map(|d| d.hostname.as_str()).collect();
+    assert_eq!(hosts, vec!["127.0.0.1"], "only this script's");
+    let dev = i.workers_dev.as_ref().unwrap();
+    assert!(dev.enabled && dev.previews_enabled);
+    assert_eq!(
+        i.account_subdomain.as_ref().unwrap().as_ref().unwrap(),
+        "flarelink"
+    );
+    let (z, zone_routes) = i.zone_routes.as_ref().unwrap();
+    assert_eq!(z, &zone);
+    let zone_routes = zone_routes.as_ref().unwrap();
+    assert_eq!(zone_routes.len(), 1, "only this script's: {zone_routes:?}");
+}
+
+#[test]
+fn verify_with_a_full_config_passes_target_base_url_and_verify_only_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = crate::support::verify_section(
+        &crate::support::fixtures_dir(),
+        r#"["node", "build.mjs", "--outdir", "{out}"]"#,
+        "http://127.0.0.1:9/client/v4",
+        "FP_INGRESS_TOKEN",
+        "FP_INGRESS_ACCOUNT",
+    );
+    let only = dir.path().join("verify-only.toml");
+    std::fs::write(&only, &section).unwrap();
+    let (_, t) = flareproof::target::load_verify(&only).unwrap();
+    assert_eq!(t.base_url, None);
+    assert_eq!(t.ingress.custom_domains, vec!["127.0.0.1".to_owned()]);
+    let full = dir.path().join("full.toml");
+    std::fs::write(
+        &full,
+        format!(
+            "[target]\nbase_url = \"https://auth.example.test/\"\norigin = \"https://app.example.test\"\n{section}"
+        ),
+    )
+    .unwrap();
+    let (_, t) = flareproof::target::load_verify(&full).unwrap();
+    assert_eq!(
+        t.base_url.as_ref().map(url::Url::as_str),
+        Some("https://auth.example.test/")
+    );
+}
