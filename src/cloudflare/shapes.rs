@@ -321,14 +321,18 @@ impl Scenario {
             .chain(theirs)
             .enumerate()
             .map(|(i, (hostname, service))| {
-                let zone_name = hostname
-                    .rsplitn(3, '.')
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join(".");
+                let zone_name = if hostname.parse::<std::net::IpAddr>().is_ok() {
+                    hostname.to_owned()
+                } else {
+                    hostname
+                        .rsplitn(3, '.')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join(".")
+                };
                 json!({
                     "id": format!("{:032x}", 0xd0_0000_u64 + i as u64),
                     "cert_id": format!("{:032x}", 0xce_0000_u64 + i as u64),

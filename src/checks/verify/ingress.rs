@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::cloudflare::ingress::{
     ACCOUNT_SUBDOMAIN, DOMAINS, Part, ROUTES, SUBDOMAIN, ZONE_ROUTES, permission,
 };
-use crate::cloudflare::{ApiError, Ingress, Route};
+use crate::cloudflare::{ApiError, Ingress, Route, WorkersDev};
 use crate::error_chain;
 use crate::model::{Evidence, Finding, Status};
 use crate::target::DeclaredIngress;
@@ -87,6 +87,8 @@ struct Judged {
     previews: Option<(String, String)>,
     /// The account subdomain was needed for a host but could not be read.
     subdomain_unknown: bool,
+    /// The script's `workers.dev` switches, when read.
+    dev: Option<WorkersDev>,
 }
 
 fn routes_of<'a>(
@@ -114,6 +116,7 @@ fn judge(ingress: &Ingress, declared: &DeclaredIngress, script: &str) -> Judged 
         workers_dev_host: None,
         previews: None,
         subdomain_unknown: false,
+        dev: ingress.workers_dev.as_ref().ok().copied(),
     };
     // Routes: the script's, and the zone's that run this script.
     let declared_routes: BTreeSet<String> = declared
@@ -231,15 +234,22 @@ impl Judged {
         let mut parts = Vec::new();
         parts.push(format!("route hosts [{}]", self.route_hosts.join(", ")));
         parts.push(format!("custom domains [{}]", self.domains.join(", ")));
+        let state = |on: Option<bool>| match on {
+            Some(true) => "on (account subdomain unknown)",
+            Some(false) => "off",
+            None => "unknown",
+        };
         parts.push(format!(
             "workers.dev {}",
-            self.workers_dev_host.as_deref().unwrap_or("off or unknown")
+            self.workers_dev_host
+                .clone()
+                .unwrap_or_else(|| state(self.dev.map(|d| d.enabled)).to_owned())
         ));
         parts.push(format!(
             "preview URLs {}",
             match &self.previews {
                 Some((s, sub)) => format!("<version>-{s}.{sub}.workers.dev"),
-                None => "off or unknown".to_owned(),
+                None => state(self.dev.map(|d| d.previews_enabled)).to_owned(),
             }
         ));
         format!("live ingress: {}", parts.join("; "))
