@@ -1,5 +1,5 @@
 //! `verify`: rebuild the Worker and read what is live, concurrently; compare;
-//! conclude the five `verify.*` checks; attest.
+//! conclude the `verify.*` checks; attest.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use crate::attestation::{
     STATEMENT_TYPE, Statement, VersionRecord, check_records,
 };
 use crate::checks::verify::{self as checks, Inputs};
-use crate::cloudflare::{ApiError, Client, Credentials, Live, RetryPolicy, fetch_live};
+use crate::cloudflare::{ApiError, Client, Credentials, Live, RetryPolicy, fetch_live_in_zone};
 use crate::model::{Report, Subject};
 use crate::plan::Plan;
 use crate::probe::Redactor;
@@ -53,7 +53,8 @@ impl Verify {
         };
         let fetching = async {
             let t = Instant::now();
-            let r = fetch_live(&client, &self.target.script).await;
+            let zone = self.target.ingress.zone_id.as_deref();
+            let r = fetch_live_in_zone(&client, &self.target.script, zone).await;
             (r, t.elapsed())
         };
         let ((rebuilt, rebuild_time), (live, fetch_time)) = tokio::join!(rebuilding, fetching);
@@ -66,6 +67,7 @@ impl Verify {
             exchanges: &exchanges,
             rebuild_ms: rebuild_time.as_millis() as u64,
             fetch_ms: fetch_time.as_millis() as u64,
+            base_url: self.target.base_url.as_ref(),
         };
         let results = checks::run(&inputs, &self.plan);
         let report = Report::new(

@@ -10,6 +10,7 @@ use crate::compare::{Bundle, DeployedBinding, DeployedSettings, Module};
 
 use super::client::Client;
 use super::error::ApiError;
+use super::ingress::{Ingress, fetch_ingress};
 use super::multipart;
 use super::provenance::{Provenance, provenance_of};
 
@@ -76,6 +77,9 @@ pub struct Live {
     /// In the deployment's order (largest share first).
     pub versions: Vec<VersionData>,
     pub observers: Result<Observers, Arc<ApiError>>,
+    /// Routes, custom domains, `workers.dev` and preview URLs; each part
+    /// read on its own.
+    pub ingress: Ingress,
 }
 
 fn shape(url: &str, problem: impl Into<String>) -> ApiError {
@@ -373,6 +377,15 @@ async fn observers(client: &Client, script: &str) -> Result<Observers, ApiError>
 /// failure to read the deployment is an `Err`; the other reads fail on their
 /// own and leave the rest usable.
 pub async fn fetch_live(client: &Client, script: &str) -> Result<Live, ApiError> {
+    fetch_live_in_zone(client, script, None).await
+}
+
+/// [`fetch_live`], reading the routes of zone `zone_id` too.
+pub async fn fetch_live_in_zone(
+    client: &Client,
+    script: &str,
+    zone_id: Option<&str>,
+) -> Result<Live, ApiError> {
     let deployment = deployment(client, script).await?;
     let single = deployment.versions.len() == 1;
     let per_version = deployment.versions.iter().map(|live| async move {
@@ -401,13 +414,15 @@ pub async fn fetch_live(client: &Client, script: &str) -> Result<Live, ApiError>
             provenance,
         }
     });
-    let (versions, observers) = tokio::join!(
+    let (versions, observers, ingress) = tokio::join!(
         futures_util::future::join_all(per_version),
         observers(client, script),
+        fetch_ingress(client, script, zone_id),
     );
     Ok(Live {
         deployment,
         versions,
         observers: observers.map_err(Arc::new),
+        ingress,
     })
 }

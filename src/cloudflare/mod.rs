@@ -9,6 +9,7 @@
 mod client;
 mod envelope;
 mod error;
+pub mod ingress;
 mod live;
 pub mod multipart;
 mod provenance;
@@ -18,7 +19,11 @@ pub mod standin;
 pub use client::{Client, Credentials, RetryPolicy};
 pub use envelope::{ApiMessage, Envelope};
 pub use error::ApiError;
-pub use live::{Deployment, Live, LiveVersion, ModulesSource, Observers, VersionData, fetch_live};
+pub use ingress::{CustomDomain, Ingress, Route, WorkersDev};
+pub use live::{
+    Deployment, Live, LiveVersion, ModulesSource, Observers, VersionData, fetch_live,
+    fetch_live_in_zone,
+};
 pub use multipart::MultipartError;
 pub use provenance::{Dependencies, PackageDependency, Provenance, parse_provenance};
 pub use shapes::{Scenario, ScenarioVersion, error_body};

@@ -18,6 +18,12 @@ const VERSION_MODULES: &str = include_str!("../../fixtures/cloudflare-api/versio
 const SETTINGS: &str = include_str!("../../fixtures/cloudflare-api/settings.json");
 const TAILS: &str = include_str!("../../fixtures/cloudflare-api/tails.json");
 const ERROR: &str = include_str!("../../fixtures/cloudflare-api/error.json");
+const ROUTES: &str = include_str!("../../fixtures/cloudflare-api/routes.json");
+const DOMAINS: &str = include_str!("../../fixtures/cloudflare-api/domains.json");
+const SUBDOMAIN: &str = include_str!("../../fixtures/cloudflare-api/subdomain.json");
+const ACCOUNT_SUBDOMAIN: &str =
+    include_str!("../../fixtures/cloudflare-api/account-subdomain.json");
+const ZONE_ROUTES: &str = include_str!("../../fixtures/cloudflare-api/zone-routes.json");
 
 /// Replaces every string value that is exactly `"{{name}}"` by `vars[name]`.
 fn fill(template: &str, vars: &BTreeMap<&str, Value>) -> Value {
@@ -80,6 +86,22 @@ pub struct Scenario {
     /// Whether the beta `?include=modules` endpoint answers; when false it
     /// 404s and clients must fall back to the script download.
     pub beta_modules: bool,
+    /// The script's route patterns (`…/scripts/{s}/routes`).
+    pub routes: Vec<String>,
+    /// Custom domain hostnames attached to the script.
+    pub custom_domains: Vec<String>,
+    /// Custom domains of other Workers in the account: `(hostname, service)`.
+    pub other_domains: Vec<(String, String)>,
+    /// `…/scripts/{s}/subdomain` `enabled`.
+    pub workers_dev: bool,
+    /// `…/scripts/{s}/subdomain` `previews_enabled`.
+    pub previews_enabled: bool,
+    /// The account's `workers.dev` subdomain.
+    pub account_subdomain: String,
+    /// The zone whose routes `/zones/{z}/workers/routes` serves.
+    pub zone_id: String,
+    /// That zone's routes: `(pattern, script)`.
+    pub zone_routes: Vec<(String, Option<String>)>,
 }
 
 /// The field a binding type keeps its target in (upload metadata names).
@@ -130,6 +152,14 @@ impl Scenario {
             log_destinations: Vec::new(),
             tails: Vec::new(),
             beta_modules: true,
+            routes: Vec::new(),
+            custom_domains: Vec::new(),
+            other_domains: vec![("www.example.test".to_owned(), "marketing-site".to_owned())],
+            workers_dev: false,
+            previews_enabled: false,
+            account_subdomain: "flarelink".to_owned(),
+            zone_id: "0da42c8d2132a9ddaf714f9e7c920711".to_owned(),
+            zone_routes: Vec::new(),
         }
     }
 
@@ -296,6 +326,102 @@ impl Scenario {
         fill(TAILS, &BTreeMap::from([("tails", json!(tails))]))
     }
 
+    fn route_json(i: usize, pattern: &str, script: Option<&str>) -> Value {
+        let mut o = json!({
+            "id": format!("{:032x}", 0x7e57_0000_u64 + i as u64),
+            "pattern": pattern,
+        });
+        if let Some(s) = script {
+            o["script"] = json!(s);
+        }
+        o
+    }
+
+    /// `GET …/scripts/{s}/routes`.
+    pub fn routes_body(&self) -> Value {
+        let routes: Vec<Value> = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Self::route_json(i, p, Some(&self.script)))
+            .collect();
+        fill(ROUTES, &BTreeMap::from([("routes", json!(routes))]))
+    }
+
+    /// `GET /accounts/{a}/workers/domains`: every Worker's custom domains
+    /// (the stand-in ignores the `service` filter; clients filter too).
+    pub fn domains_body(&self) -> Value {
+        let ours = self
+            .custom_domains
+            .iter()
+            .map(|h| (h.as_str(), self.script.as_str()));
+        let theirs = self
+            .other_domains
+            .iter()
+            .map(|(h, s)| (h.as_str(), s.as_str()));
+        let domains: Vec<Value> = ours
+            .chain(theirs)
+            .enumerate()
+            .map(|(i, (hostname, service))| {
+                let zone_name = if hostname.parse::<std::net::IpAddr>().is_ok() {
+                    hostname.to_owned()
+                } else {
+                    hostname
+                        .rsplitn(3, '.')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join(".")
+                };
+                json!({
+                    "id": format!("{:032x}", 0xd0_0000_u64 + i as u64),
+                    "cert_id": format!("{:032x}", 0xce_0000_u64 + i as u64),
+                    "environment": "production",
+                    "hostname": hostname,
+                    "service": service,
+                    "zone_id": self.zone_id,
+                    "zone_name": zone_name,
+                })
+            })
+            .collect();
+        fill(DOMAINS, &BTreeMap::from([("domains", json!(domains))]))
+    }
+
+    /// `GET …/scripts/{s}/subdomain`.
+    pub fn subdomain_body(&self) -> Value {
+        fill(
+            SUBDOMAIN,
+            &BTreeMap::from([
+                ("enabled", json!(self.workers_dev)),
+                ("previews_enabled", json!(self.previews_enabled)),
+            ]),
+        )
+    }
+
+    /// `GET /accounts/{a}/workers/subdomain`.
+    pub fn account_subdomain_body(&self) -> Value {
+        fill(
+            ACCOUNT_SUBDOMAIN,
+            &BTreeMap::from([("subdomain", json!(self.account_subdomain))]),
+        )
+    }
+
+    /// `GET /zones/{z}/workers/routes`.
+    pub fn zone_routes_body(&self) -> Value {
+        let routes: Vec<Value> = self
+            .zone_routes
+            .iter()
+            .enumerate()
+            .map(|(i, (p, s))| Self::route_json(100 + i, p, s.as_deref()))
+            .collect();
+        fill(
+            ZONE_ROUTES,
+            &BTreeMap::from([("zone_routes", json!(routes))]),
+        )
+    }
+
     /// `GET …/scripts/{s}/content/v2`: content type, `cf-entrypoint`, body
     /// of the version with the largest share.
     pub fn content_v2(&self) -> Option<(String, String, Vec<u8>)> {
@@ -348,6 +474,11 @@ mod tests {
             s.version_modules_body(&id).unwrap(),
             s.settings_body(),
             s.tails_body(),
+            s.routes_body(),
+            s.domains_body(),
+            s.subdomain_body(),
+            s.account_subdomain_body(),
+            s.zone_routes_body(),
             error_body(10000, "Authentication error"),
         ] {
             let text = body.to_string();

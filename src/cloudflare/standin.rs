@@ -157,6 +157,19 @@ fn handle(req: &Request<Incoming>, state: &Mutex<Scenario>) -> Response<Full<Byt
         ["accounts", _, "workers", "scripts", _, "tails"] => {
             json(StatusCode::OK, &scenario.tails_body())
         }
+        ["accounts", _, "workers", "scripts", _, "routes"] => {
+            json(StatusCode::OK, &scenario.routes_body())
+        }
+        ["accounts", _, "workers", "domains"] => json(StatusCode::OK, &scenario.domains_body()),
+        ["accounts", _, "workers", "scripts", _, "subdomain"] => {
+            json(StatusCode::OK, &scenario.subdomain_body())
+        }
+        ["accounts", _, "workers", "subdomain"] => {
+            json(StatusCode::OK, &scenario.account_subdomain_body())
+        }
+        ["zones", zone, "workers", "routes"] if *zone == scenario.zone_id => {
+            json(StatusCode::OK, &scenario.zone_routes_body())
+        }
         ["accounts", _, "workers", "scripts", _, "content", "v2"] => match scenario.content_v2() {
             Some((content_type, entrypoint, body)) => Response::builder()
                 .status(StatusCode::OK)

@@ -24,4 +24,4 @@ pub use schema::{
     TargetConfig, TargetSection, Unlimited, VerifySection,
 };
 pub use secrets::{Account, Target};
-pub use verify::{DeclaredObservers, VerifyTarget, load_verify};
+pub use verify::{DeclaredIngress, DeclaredObservers, VerifyTarget, load_verify};

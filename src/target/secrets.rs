@@ -83,6 +83,7 @@ impl TargetConfig {
             )?),
             None => None,
         };
+        let base_url = self.target.base_url.clone();
         let mut vantages = vec![self.target.base_url.clone()];
         for v in self.target.vantages {
             if !vantages.contains(&v) {
@@ -100,7 +101,10 @@ impl TargetConfig {
             budget: self.budget,
             paths: self.paths,
             verify: match self.verify {
-                Some(section) => Some(section.resolve(path)?),
+                Some(section) => Some(VerifyTarget {
+                    base_url: Some(base_url),
+                    ..section.resolve(path)?
+                }),
                 None => None,
             },
         })

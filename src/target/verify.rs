@@ -62,6 +62,10 @@ pub struct VerifyTarget {
     pub api_base: Url,
     pub api_token_env: String,
     pub account_id_env: String,
+    /// `[target].base_url` when the config has a `[target]` (audit, or
+    /// verify with a full config): `verify.ingress` checks its host is one
+    /// of the live ingress.
+    pub base_url: Option<Url>,
 }
 
 impl VerifySection {
@@ -120,6 +124,7 @@ impl VerifySection {
             api_base: self.api_base,
             api_token_env: self.api_token_env,
             account_id_env: self.account_id_env,
+            base_url: None,
         })
     }
 }
@@ -141,16 +146,18 @@ pub fn load_verify(path: &Path) -> Result<(ProfileSection, VerifyTarget), Target
         source: Box::new(source),
     };
     let table: toml::Table = toml::from_str(&text).map_err(parse_err)?;
-    let (profile, section) = if table.contains_key("target") {
+    let (profile, section, base_url) = if table.contains_key("target") {
         let config = TargetConfig::parse(&shown, &text)?;
         let section = config.verify.ok_or_else(|| TargetError::Invalid {
             path: shown.clone(),
             problem: "there is no `[verify]` section".to_owned(),
         })?;
-        (config.profile, section)
+        (config.profile, section, Some(config.target.base_url))
     } else {
         let config: VerifyOnlyConfig = toml::from_str(&text).map_err(parse_err)?;
-        (config.profile, config.verify)
+        (config.profile, config.verify, None)
     };
-    Ok((profile, section.resolve(&shown)?))
+    let mut target = section.resolve(&shown)?;
+    target.base_url = base_url;
+    Ok((profile, target))
 }

@@ -19,8 +19,8 @@ use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
 use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
 use crate::target::{
-    Account, Budget, DeclaredObservers, Limit, Limits, Paths, ProfileSection, Target, Unlimited,
-    VerifyTarget,
+    Account, Budget, DeclaredIngress, DeclaredObservers, Limit, Limits, Paths, ProfileSection,
+    Target, Unlimited, VerifyTarget,
 };
 use crate::verify::{Verify, VerifyRun};
 
@@ -52,6 +52,9 @@ pub enum DemoError {
 pub const REFERENCE_ACCOUNT: &str = "f1a2e3b4c5d6e7f8a9b0c1d2e3f4a5b6";
 /// The reference Worker's script name on the stand-in.
 pub const REFERENCE_SCRIPT: &str = "flarelink-auth";
+/// The reference Worker's one custom domain on the stand-in: the host the
+/// demo's conform target (the reference Worker on this machine) has.
+pub const REFERENCE_DOMAIN: &str = "127.0.0.1";
 
 /// The `[verify]` target of the reference Worker in `fixtures`: its
 /// deterministic esbuild recipe and the settings `launch.mjs` runs it with.
@@ -84,11 +87,15 @@ pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTar
             ..DeclaredSettings::default()
         },
         observers: DeclaredObservers::default(),
-        ingress: Default::default(),
+        ingress: DeclaredIngress {
+            custom_domains: vec![REFERENCE_DOMAIN.to_owned()],
+            ..DeclaredIngress::default()
+        },
         provenance: Default::default(),
         api_base,
         api_token_env: "CLOUDFLARE_API_TOKEN".to_owned(),
         account_id_env: "CLOUDFLARE_ACCOUNT_ID".to_owned(),
+        base_url: None,
     };
     target.provenance.lockfile = Some(fixtures.join("package-lock.json"));
     target
@@ -148,6 +155,7 @@ pub fn reference_scenario(bundle: Bundle, token: Secret) -> Scenario {
     for v in &mut scenario.versions {
         v.package_dependencies = Some(reference_dependencies());
     }
+    scenario.custom_domains = vec![REFERENCE_DOMAIN.to_owned()];
     scenario
 }
 
@@ -160,7 +168,7 @@ pub async fn verify_reference(fixtures: &Path, plan: Arc<Plan>) -> Result<Verify
         crate::compare::sha256_hex(tmp.path().display().to_string().as_bytes())
     ));
     let placeholder = url::Url::parse("http://127.0.0.1/").expect("a valid URL");
-    let mut target = reference_verify_target(fixtures, placeholder);
+    let mut target = reference_verify_target(fixtures, placeholder.clone());
     let deployed = run_recipe(&target.recipe, &Variation::baseline(), tmp.path())
         .await
         .map_err(DemoError::Deploy)?;
@@ -168,6 +176,8 @@ pub async fn verify_reference(fixtures: &Path, plan: Arc<Plan>) -> Result<Verify
         .await
         .map_err(DemoError::StandIn)?;
     target.api_base = standin.api_base();
+    // The demo's conform target: the reference Worker on this machine.
+    target.base_url = Some(placeholder);
     let verify = Verify {
         target,
         plan,

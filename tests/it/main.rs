@@ -7,6 +7,7 @@ mod echo;
 mod families;
 mod fixture;
 mod hostile;
+mod ingress;
 mod probe;
 mod provenance;
 mod registry;

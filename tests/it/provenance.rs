@@ -68,6 +68,7 @@ async fn judge_with(server: &MockServer, target: &VerifyTarget) -> Finding {
         exchanges: &exchanges,
         rebuild_ms: 0,
         fetch_ms: 0,
+        base_url: None,
     })
 }
 

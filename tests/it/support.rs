@@ -172,6 +172,7 @@ bindings = [
   {{ name = "SESSIONS", type = "kv_namespace", target = "flareproof-sessions" }},
   {{ name = "TRUSTED_ORIGIN", type = "plain_text" }},
 ]
+custom_domains = ["127.0.0.1"]
 api_base = "{api_base}"
 api_token_env = "{token_env}"
 account_id_env = "{account_env}"

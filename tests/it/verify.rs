@@ -222,6 +222,10 @@ fn tampers() -> Vec<(&'static str, Scenario, &'static str)> {
     out.push(("tail consumer", s, checks::NO_UNDECLARED_OBSERVERS));
 
     let mut s = base.clone();
+    s.routes = vec!["auth.example.test/*".into()];
+    out.push(("undeclared route", s, checks::INGRESS));
+
+    let mut s = base.clone();
     s.versions[0].percentage = 90.0;
     let mut canary: ScenarioVersion = s.versions[0].clone();
     canary.id = "0c0ffee0-aaaa-4bbb-8ccc-000000000010".into();
@@ -357,6 +361,12 @@ fn the_binary_passes_a_faithful_deployment_and_fails_each_tamper_on_its_own_chec
     );
     let binding = check(by_name("added binding"), checks::SETTINGS_MATCH);
     assert!(binding.summary.contains("`EXFIL`"), "{}", binding.summary);
+    let route = check(by_name("undeclared route"), checks::INGRESS);
+    assert!(
+        route.summary.contains("route `auth.example.test/*`"),
+        "{}",
+        route.summary
+    );
     let tail = check(by_name("tail consumer"), checks::NO_UNDECLARED_OBSERVERS);
     assert!(tail.summary.contains("log-collector"), "{}", tail.summary);
     let gradual = check(by_name("90/10 gradual deployment"), checks::LIVE_VERSIONS);
@@ -506,6 +516,7 @@ pub(crate) async fn mount(server: &MockServer, s: &Scenario) {
         .respond_with(ok(s.tails_body()))
         .mount(server)
         .await;
+    crate::ingress::mount_ingress(server, s).await;
     if let Some((ct, entry, body)) = s.content_v2() {
         Mock::given(method("GET"))
             .and(path(format!("{base}/scripts/{script}/content/v2")))
@@ -586,6 +597,7 @@ async fn judge(
             exchanges: &exchanges,
             rebuild_ms: 0,
             fetch_ms: 0,
+            base_url: None,
         },
         &plan,
     );

@@ -1,4 +1,4 @@
-//! The five `verify.*` checks: pure functions from what the rebuild produced
+//! The `verify.*` checks: pure functions from what the rebuild produced
 //! and what the Cloudflare API said to findings with evidence.
 
 use crate::cloudflare::{ApiError, Live, Observers, VersionData};
@@ -17,13 +17,18 @@ pub const MODULES_MATCH: &str = "verify.modules-match";
 pub const SETTINGS_MATCH: &str = "verify.settings-match";
 pub const NO_UNDECLARED_OBSERVERS: &str = "verify.no-undeclared-observers";
 pub const LIVE_VERSIONS: &str = "verify.live-versions";
+pub const INGRESS: &str = "verify.ingress";
+
+mod ingress;
+pub use ingress::{host_matches, ingress, normalize_pattern};
 
 /// The check ids this module decides, in plan order.
-pub const IDS: [&str; 6] = [
+pub const IDS: [&str; 7] = [
     REBUILD_DETERMINISTIC,
     MODULES_MATCH,
     SETTINGS_MATCH,
     NO_UNDECLARED_OBSERVERS,
+    INGRESS,
     LIVE_VERSIONS,
     PROVENANCE,
 ];
@@ -38,6 +43,9 @@ pub struct Inputs<'a> {
     pub exchanges: &'a [Exchange],
     pub rebuild_ms: u64,
     pub fetch_ms: u64,
+    /// `target.base_url` when there is one (audit, verify with a full
+    /// config): `verify.ingress` checks it is one of the live ingress.
+    pub base_url: Option<&'a url::Url>,
 }
 
 /// Decides every verify check.
@@ -56,6 +64,7 @@ pub fn run(inputs: &Inputs<'_>, plan: &Plan) -> Vec<CheckResult> {
             no_undeclared_observers(inputs),
             inputs.fetch_ms,
         ),
+        plan.conclude(INGRESS, ingress(inputs), inputs.fetch_ms),
         plan.conclude(LIVE_VERSIONS, live_versions(inputs), both),
         plan.conclude(PROVENANCE, provenance(inputs), inputs.fetch_ms),
     ]
