@@ -11,6 +11,7 @@ mod envelope;
 mod error;
 mod live;
 pub mod multipart;
+mod settings;
 mod shapes;
 pub mod standin;
 
