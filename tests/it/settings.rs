@@ -513,3 +513,55 @@ async fn bad_shapes_a_refused_token_and_an_absent_endpoint_are_errors_naming_the
         assert!(with_status(&results, Status::Fail).is_empty(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn the_script_download_carries_content_types_and_the_entry_module_too() {
+    let (two_rebuild, two) = two_modules();
+    let refuse_beta = |s: &Scenario| {
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "{}/workers/{}/versions/{}",
+                api(),
+                s.script,
+                s.versions[0].id
+            )))
+            .respond_with(ResponseTemplate::new(404).set_body_json(error_body(10007, "not found")))
+    };
+    // Faithful through the download: every check passes.
+    let mut s = two.clone();
+    s.beta_modules = false;
+    let results = judge_with(&s, &target(), &two_rebuild, vec![refuse_beta(&s)]).await;
+    assert_eq!(with_status(&results, Status::Pass).len(), 5, "{results:#?}");
+    let r = result(&results, checks::SETTINGS_MATCH);
+    assert!(
+        text(r).contains("read from the script download"),
+        "{}",
+        text(r)
+    );
+    // A CommonJS part and another entry in `cf-entrypoint`: settings-match.
+    s.versions[0]
+        .bundle
+        .module_mut("lib.mjs")
+        .unwrap()
+        .content_type = Some("application/javascript".into());
+    s.versions[0].bundle.main_module = Some("lib.mjs".into());
+    let results = judge_with(&s, &target(), &two_rebuild, vec![refuse_beta(&s)]).await;
+    assert_eq!(
+        with_status(&results, Status::Fail),
+        vec![checks::SETTINGS_MATCH],
+        "{results:#?}"
+    );
+    let r = result(&results, checks::SETTINGS_MATCH);
+    assert!(
+        r.summary
+            .contains("module `lib.mjs` is deployed as application/javascript"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("entry module is `lib.mjs`, rebuilt `worker.js`"),
+        "{}",
+        r.summary
+    );
+}
