@@ -620,4 +620,26 @@ mod tests {
         assert!(shown.chars().count() < VALUE_SHOWN + 40, "{shown}");
         assert!(shown.contains("bytes)"), "{shown}");
     }
+
+    #[test]
+    fn a_declared_value_reads_from_toml_as_json() {
+        #[derive(Deserialize)]
+        struct Doc {
+            bindings: Vec<DeclaredBinding>,
+        }
+        let doc: Doc = toml::from_str(
+            r#"bindings = [
+  { name = "ORIGIN", type = "plain_text", value = "https://a.test" },
+  { name = "CONF", type = "json", value = { tiers = ["free"], strict = true } },
+  { name = "KEY", type = "secret_text" },
+]"#,
+        )
+        .unwrap();
+        assert_eq!(doc.bindings[0].value, Some(json!("https://a.test")));
+        assert_eq!(
+            doc.bindings[1].value,
+            Some(json!({ "tiers": ["free"], "strict": true }))
+        );
+        assert_eq!(doc.bindings[2].value, None);
+    }
 }
