@@ -6,7 +6,9 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::compare::{Bundle, DeployedBinding, DeployedSettings, Module};
+use crate::compare::{
+    Bundle, DeployedBinding, DeployedScriptSettings, DeployedSettings, Module, VALUE_TYPES,
+};
 
 use super::client::Client;
 use super::error::ApiError;
@@ -68,6 +70,16 @@ pub struct Observers {
     pub log_destinations: Vec<String>,
     /// Ids of open streaming tail sessions.
     pub tails: Vec<String>,
+    /// Streaming tail consumer services (`/script-settings`).
+    pub streaming_tail_consumers: Vec<String>,
+    /// Workers Observability trace export destinations.
+    pub trace_destinations: Vec<String>,
+    /// Workers Observability keeps logs or traces with Cloudflare.
+    pub observability: bool,
+    /// What each settings endpoint said (the fields above are their union).
+    pub said: Vec<String>,
+    /// Where `/settings` and `/script-settings` disagree.
+    pub disagreements: Vec<String>,
 }
 
 /// What the API says is live.
@@ -80,6 +92,8 @@ pub struct Live {
     /// Routes, custom domains, `workers.dev` and preview URLs; each part
     /// read on its own.
     pub ingress: Ingress,
+    /// Placement, limits, cache options and usage model (`/settings`).
+    pub script_settings: Result<DeployedScriptSettings, Arc<ApiError>>,
 }
 
 fn shape(url: &str, problem: impl Into<String>) -> ApiError {
@@ -124,10 +138,33 @@ fn bindings(url: &str, value: Option<&Value>) -> Result<Vec<DeployedBinding>, Ap
             .iter()
             .find_map(|f| b.get(*f).and_then(Value::as_str))
             .map(str::to_owned);
+        // Only plain_text (`text`) and json (`json`) carry a value; nothing
+        // else is read, so a secret's value never is.
+        let value = match kind {
+            "plain_text" => Some(
+                b.get("text")
+                    .filter(|t| t.is_string())
+                    .cloned()
+                    .ok_or_else(|| {
+                        shape(
+                            url,
+                            format!("plain_text binding `{name}` has no string `text`"),
+                        )
+                    })?,
+            ),
+            "json" => Some(
+                b.get("json")
+                    .cloned()
+                    .ok_or_else(|| shape(url, format!("json binding `{name}` has no `json`")))?,
+            ),
+            _ => None,
+        };
+        debug_assert!(value.is_none() || VALUE_TYPES.contains(&kind));
         out.push(DeployedBinding {
             name: name.to_owned(),
             kind: kind.to_owned(),
             target,
+            value,
         });
     }
     out.sort();
@@ -313,65 +350,6 @@ async fn modules(
     }
 }
 
-async fn observers(client: &Client, script: &str) -> Result<Observers, ApiError> {
-    let settings_url = client.account_url(&format!("workers/scripts/{script}/settings"));
-    let tails_url = client.account_url(&format!("workers/scripts/{script}/tails"));
-    let (settings, tails) = tokio::join!(
-        client.get_json::<Value>("settings", &settings_url),
-        client.get_json::<Value>("tails", &tails_url),
-    );
-    let (settings, tails) = (settings?, tails?);
-    let mut tail_consumers = Vec::new();
-    match settings.get("tail_consumers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            for c in list {
-                let service = c["service"]
-                    .as_str()
-                    .ok_or_else(|| shape(&settings_url, "a tail consumer has no `service`"))?;
-                let mut name = service.to_owned();
-                if let Some(env) = c["environment"].as_str() {
-                    name.push_str(&format!(" (environment {env})"));
-                }
-                if let Some(ns) = c["namespace"].as_str() {
-                    name.push_str(&format!(" (namespace {ns})"));
-                }
-                tail_consumers.push(name);
-            }
-        }
-        Some(_) => return Err(shape(&settings_url, "`tail_consumers` is not a list")),
-    }
-    tail_consumers.sort();
-    let logpush = match settings.get("logpush") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(shape(&settings_url, "`logpush` is not a boolean")),
-    };
-    let mut log_destinations = strings(
-        &settings_url,
-        settings.pointer("/observability/logs/destinations"),
-        "observability.logs.destinations",
-    )?;
-    log_destinations.sort();
-    let list = tails
-        .as_array()
-        .ok_or_else(|| shape(&tails_url, "`result` is not a list"))?;
-    let mut tails = Vec::new();
-    for t in list {
-        let id = t["id"]
-            .as_str()
-            .ok_or_else(|| shape(&tails_url, "a tail has no `id`"))?;
-        tails.push(id.to_owned());
-    }
-    tails.sort();
-    Ok(Observers {
-        tail_consumers,
-        logpush,
-        log_destinations,
-        tails,
-    })
-}
-
 /// Reads what is live for `script`: the active deployment first, then every
 /// version's settings and modules and the observers, concurrently. Only a
 /// failure to read the deployment is an `Err`; the other reads fail on their
@@ -414,15 +392,16 @@ pub async fn fetch_live_in_zone(
             provenance,
         }
     });
-    let (versions, observers, ingress) = tokio::join!(
+    let (versions, (observers, script_settings), ingress) = tokio::join!(
         futures_util::future::join_all(per_version),
-        observers(client, script),
+        super::settings::read(client, script),
         fetch_ingress(client, script, zone_id),
     );
     Ok(Live {
         deployment,
         versions,
-        observers: observers.map_err(Arc::new),
+        observers,
+        script_settings,
         ingress,
     })
 }

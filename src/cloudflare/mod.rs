@@ -13,6 +13,7 @@ pub mod ingress;
 mod live;
 pub mod multipart;
 mod provenance;
+mod settings;
 mod shapes;
 pub mod standin;
 

@@ -16,6 +16,7 @@ const DEPLOYMENTS: &str = include_str!("../../fixtures/cloudflare-api/deployment
 const VERSION: &str = include_str!("../../fixtures/cloudflare-api/version.json");
 const VERSION_MODULES: &str = include_str!("../../fixtures/cloudflare-api/version-modules.json");
 const SETTINGS: &str = include_str!("../../fixtures/cloudflare-api/settings.json");
+const SCRIPT_SETTINGS: &str = include_str!("../../fixtures/cloudflare-api/script-settings.json");
 const TAILS: &str = include_str!("../../fixtures/cloudflare-api/tails.json");
 const ERROR: &str = include_str!("../../fixtures/cloudflare-api/error.json");
 const ROUTES: &str = include_str!("../../fixtures/cloudflare-api/routes.json");
@@ -102,6 +103,21 @@ pub struct Scenario {
     pub zone_id: String,
     /// That zone's routes: `(pattern, script)`.
     pub zone_routes: Vec<(String, Option<String>)>,
+    /// Streaming tail consumer services (`/script-settings` only).
+    pub streaming_tail_consumers: Vec<String>,
+    /// Workers Observability trace destinations.
+    pub trace_destinations: Vec<String>,
+    /// Whether Workers Observability keeps logs (and traces, when there is
+    /// a trace destination) with Cloudflare.
+    pub observability: bool,
+    /// `placement` in `/settings`; `None`: `{}`.
+    pub placement: Option<Value>,
+    /// `limits` in `/settings`.
+    pub limits: Value,
+    /// `cache_options` in `/settings`; `None`: `null`.
+    pub cache_options: Option<Value>,
+    /// `usage_model` in `/settings`.
+    pub usage_model: String,
 }
 
 /// The field a binding type keeps its target in (upload metadata names).
@@ -160,6 +176,13 @@ impl Scenario {
             account_subdomain: "flarelink".to_owned(),
             zone_id: "0da42c8d2132a9ddaf714f9e7c920711".to_owned(),
             zone_routes: Vec::new(),
+            streaming_tail_consumers: Vec::new(),
+            trace_destinations: Vec::new(),
+            observability: false,
+            placement: None,
+            limits: json!({ "cpu_ms": 50 }),
+            cache_options: None,
+            usage_model: "standard".to_owned(),
         }
     }
 
@@ -184,6 +207,11 @@ impl Scenario {
                     let mut o = json!({ "name": b.name, "type": b.kind });
                     if let (Some(field), Some(target)) = (target_field(&b.kind), &b.target) {
                         o[field] = json!(target);
+                    }
+                    match (b.kind.as_str(), &b.value) {
+                        ("plain_text", Some(v)) => o["text"] = v.clone(),
+                        ("json", Some(v)) => o["json"] = v.clone(),
+                        _ => {}
                     }
                     o
                 })
@@ -285,6 +313,22 @@ impl Scenario {
             .primary()
             .map(|v| self.version_vars(v))
             .unwrap_or_default();
+        self.observer_vars(&mut vars);
+        vars.insert(
+            "placement",
+            self.placement.clone().unwrap_or_else(|| json!({})),
+        );
+        vars.insert("limits", self.limits.clone());
+        vars.insert(
+            "cache_options",
+            self.cache_options.clone().unwrap_or(Value::Null),
+        );
+        vars.insert("usage_model", json!(self.usage_model));
+        fill(SETTINGS, &vars)
+    }
+
+    /// The observers both settings endpoints report.
+    fn observer_vars(&self, vars: &mut BTreeMap<&'static str, Value>) {
         vars.insert("logpush", json!(self.logpush));
         vars.insert(
             "tail_consumers",
@@ -295,19 +339,42 @@ impl Scenario {
                     .collect::<Vec<_>>()
             ),
         );
+        let logs = !self.log_destinations.is_empty() || self.observability;
+        let traces = !self.trace_destinations.is_empty();
         vars.insert(
             "observability",
             json!({
-                "enabled": !self.log_destinations.is_empty(),
+                "enabled": logs || traces,
                 "head_sampling_rate": 1,
                 "logs": {
-                    "enabled": !self.log_destinations.is_empty(),
+                    "enabled": logs,
                     "invocation_logs": true,
+                    "persist": self.observability,
                     "destinations": self.log_destinations,
+                },
+                "traces": {
+                    "enabled": traces,
+                    "persist": self.observability,
+                    "destinations": self.trace_destinations,
                 },
             }),
         );
-        fill(SETTINGS, &vars)
+    }
+
+    /// `GET …/scripts/{s}/script-settings`: the non-versioned settings.
+    pub fn script_settings_body(&self) -> Value {
+        let mut vars = BTreeMap::new();
+        self.observer_vars(&mut vars);
+        vars.insert(
+            "streaming_tail_consumers",
+            json!(
+                self.streaming_tail_consumers
+                    .iter()
+                    .map(|s| json!({ "service": s }))
+                    .collect::<Vec<_>>()
+            ),
+        );
+        fill(SCRIPT_SETTINGS, &vars)
     }
 
     /// `GET …/scripts/{s}/tails`.
@@ -465,6 +532,7 @@ mod tests {
                 name: "DB".into(),
                 kind: "d1".into(),
                 target: Some("db".into()),
+                value: None,
             }],
         );
         let id = s.versions[0].id.clone();
@@ -473,6 +541,7 @@ mod tests {
             s.version_body(&id).unwrap(),
             s.version_modules_body(&id).unwrap(),
             s.settings_body(),
+            s.script_settings_body(),
             s.tails_body(),
             s.routes_body(),
             s.domains_body(),

@@ -154,6 +154,9 @@ fn handle(req: &Request<Incoming>, state: &Mutex<Scenario>) -> Response<Full<Byt
         ["accounts", _, "workers", "scripts", _, "settings"] => {
             json(StatusCode::OK, &scenario.settings_body())
         }
+        ["accounts", _, "workers", "scripts", _, "script-settings"] => {
+            json(StatusCode::OK, &scenario.script_settings_body())
+        }
         ["accounts", _, "workers", "scripts", _, "tails"] => {
             json(StatusCode::OK, &scenario.tails_body())
         }

@@ -11,8 +11,9 @@ mod settings;
 pub use bundle::{Bundle, Module, sha256_hex};
 pub use diff::{first_difference, readable_diff};
 pub use lockfile::{LOCKFILE_NAMES, Lockfile, LockfileError, find_lockfile};
-pub use modules::{ModuleDifference, ModulesComparison, compare_modules};
+pub use modules::{ModuleDifference, ModulesComparison, compare_layout, compare_modules};
 pub use settings::{
-    DeclaredBinding, DeclaredSettings, DeployedBinding, DeployedSettings, SettingsComparison,
-    compare_settings,
+    DeclaredBinding, DeclaredSettings, DeployedBinding, DeployedScriptSettings, DeployedSettings,
+    SECRET_TYPES, SettingsComparison, VALUE_SHOWN, VALUE_TYPES, compare_script_settings,
+    compare_settings, shown_value,
 };

@@ -1,7 +1,11 @@
 //! Rebuilt modules against deployed ones: a per-module table, missing and
-//! extra modules, the entry module, and the first differing byte.
+//! extra modules, the entry module, and the first differing byte; and the
+//! layout (each module's content type, the entry module) on its own, which
+//! `verify.settings-match` judges.
 
 use crate::model::ModuleDigest;
+
+use super::settings::SettingsComparison;
 
 use super::bundle::Bundle;
 use super::diff::{first_difference, readable_diff};
@@ -38,6 +42,41 @@ impl ModulesComparison {
     /// The entry modules disagree (only when both sides name one).
     pub fn main_mismatch(&self) -> bool {
         matches!((&self.rebuilt_main, &self.deployed_main), (Some(a), Some(b)) if a != b)
+    }
+
+    /// Every module is present on both sides with equal bytes (content
+    /// types and the entry module aside: see [`compare_layout`]).
+    pub fn bytes_match(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty() && self.differing.is_empty()
+    }
+
+    /// [`ModulesComparison::describe`] without the content types and the
+    /// entry module.
+    pub fn describe_bytes(&self) -> String {
+        let mut parts = Vec::new();
+        for d in &self.differing {
+            parts.push(format!("`{}` differs from byte {}", d.name, d.offset));
+        }
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "missing from the deployment: {}",
+                quoted(&self.missing)
+            ));
+        }
+        if !self.extra.is_empty() {
+            parts.push(format!("deployed but not rebuilt: {}", quoted(&self.extra)));
+        }
+        if parts.is_empty() {
+            format!(
+                "{} module(s) byte-identical (aggregate sha256 over bytes, content types and \
+                 entry: rebuilt {}, deployed {})",
+                self.rows.len(),
+                self.rebuilt_aggregate,
+                self.deployed_aggregate
+            )
+        } else {
+            parts.join("; ")
+        }
     }
 
     /// Every module is present on both sides with equal bytes and types, and
@@ -151,6 +190,50 @@ pub fn compare_modules(rebuilt: &Bundle, deployed: &Bundle) -> ModulesComparison
     out
 }
 
+/// The layout of a deployment against the rebuild: the content type of each
+/// module on both sides (whatever its bytes: a module read as CommonJS
+/// instead of ESM runs differently) and the entry module. A side that does
+/// not say (no content type, no entry module) is unobservable, never a
+/// match. Modules on one side only are `verify.modules-match`'s.
+pub fn compare_layout(rebuilt: &Bundle, deployed: &Bundle) -> SettingsComparison {
+    let mut differences = Vec::new();
+    let mut unobservable = Vec::new();
+    for r in rebuilt.modules() {
+        let Some(d) = deployed.module(&r.name) else {
+            continue;
+        };
+        match (&r.content_type, &d.content_type) {
+            (Some(a), Some(b)) if a != b => differences.push(format!(
+                "module `{}` is deployed as {b}, rebuilt as {a}",
+                r.name
+            )),
+            (Some(_), Some(_)) => {}
+            (None, _) => unobservable.push(format!(
+                "the rebuild gives module `{}` no content type",
+                r.name
+            )),
+            (_, None) => unobservable.push(format!(
+                "the API reports no content type for module `{}`",
+                r.name
+            )),
+        }
+    }
+    match (&rebuilt.main_module, &deployed.main_module) {
+        (Some(a), Some(b)) if a != b => {
+            differences.push(format!("entry module is `{b}`, rebuilt `{a}`"))
+        }
+        (Some(_), Some(_)) => {}
+        (None, _) => unobservable
+            .push("the rebuild names no entry module (set `main_module` in `[verify]`)".to_owned()),
+        (_, None) => unobservable.push("the API names no entry module".to_owned()),
+    }
+    SettingsComparison {
+        differences,
+        unobservable,
+        uncompared: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +275,24 @@ mod tests {
         let c = compare_modules(&a, &other_main);
         assert!(c.main_mismatch() && !c.matches());
         assert!(c.describe().contains("entry module"), "{}", c.describe());
+    }
+
+    #[test]
+    fn the_layout_compares_content_types_and_the_entry_and_never_guesses() {
+        let a = bundle(&[("worker.js", b"export default {}"), ("b.js", b"x")]);
+        assert!(compare_layout(&a, &a.clone()).verified());
+        let mut d = a.clone();
+        d.module_mut("b.js").unwrap().content_type = Some("application/javascript".into());
+        d.main_module = Some("b.js".into());
+        let c = compare_layout(&a, &d);
+        assert_eq!(c.differences.len(), 2, "{c:?}");
+        let m = compare_modules(&a, &d);
+        assert!(m.bytes_match() && !m.matches());
+        let mut d = a.clone();
+        d.module_mut("b.js").unwrap().content_type = None;
+        d.main_module = None;
+        let c = compare_layout(&a, &d);
+        assert!(c.matches() && !c.verified(), "{c:?}");
+        assert_eq!(c.unobservable.len(), 2, "{c:?}");
     }
 }

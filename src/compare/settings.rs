@@ -1,9 +1,17 @@
 //! Declared settings (from the target config) against deployed ones:
-//! compatibility date and flags, binding names, types and targets.
+//! compatibility date and flags, binding names, types, targets and the
+//! values of `plain_text`/`json` bindings (a secret's value is never read),
+//! and the script-level placement, limits, cache options and usage model.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::probe::Redactor;
+
+/// The longest binding value printed in a difference, in characters.
+pub const VALUE_SHOWN: usize = 80;
 
 /// A binding the target config declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,13 +52,69 @@ pub struct DeclaredSettings {
 }
 
 /// A binding as the Cloudflare API reports it (never its secret value).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployedBinding {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The value of a `plain_text` (`text`, a JSON string) or `json`
+    /// (`json`) binding; `None` for every other type, secrets included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+impl DeployedBinding {
+    fn key(&self) -> (&str, &str, Option<&str>, Option<String>) {
+        (
+            &self.name,
+            &self.kind,
+            self.target.as_deref(),
+            self.value.as_ref().map(Value::to_string),
+        )
+    }
+}
+
+impl PartialOrd for DeployedBinding {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for DeployedBinding {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The binding types whose value the API reports and may be declared.
+pub const VALUE_TYPES: [&str; 2] = ["plain_text", "json"];
+
+/// The types whose value is secret: never read, printed or declared.
+pub const SECRET_TYPES: [&str; 2] = ["secret_text", "secret_key"];
+
+/// A binding value as printed: JSON, cut to [`VALUE_SHOWN`] characters and
+/// with credentials (URL userinfo, `Bearer …`) masked by the redactor.
+pub fn shown_value(value: &Value) -> String {
+    let text = value.to_string();
+    let cut: String = text.chars().take(VALUE_SHOWN).collect();
+    let cut = if cut.len() < text.len() {
+        format!("{cut}… ({} bytes)", text.len())
+    } else {
+        cut
+    };
+    Redactor::new().scrub_printed(&cut)
+}
+
+/// The script-level settings (`GET …/scripts/{s}/settings`), which every
+/// version of the script runs with. `None`: the API did not report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployedScriptSettings {
+    pub placement: Option<Value>,
+    pub limits: Option<Value>,
+    pub cache_options: Option<Value>,
+    pub usage_model: Option<String>,
 }
 
 /// A version's runtime settings as deployed.
@@ -66,11 +130,169 @@ pub struct DeployedSettings {
 pub struct SettingsComparison {
     /// One sentence per difference, in a stable order.
     pub differences: Vec<String>,
+    /// What was declared but could not be compared (the API did not report
+    /// it, or it is never read: a secret's value): each makes the check
+    /// `error` unless a difference already fails it.
+    pub unobservable: Vec<String>,
+    /// What was deployed and not compared because it is not declared (a
+    /// `plain_text`/`json` value): for the evidence.
+    pub uncompared: Vec<String>,
 }
 
 impl SettingsComparison {
     pub fn matches(&self) -> bool {
         self.differences.is_empty()
+    }
+
+    /// No difference, and everything declared was compared.
+    pub fn verified(&self) -> bool {
+        self.differences.is_empty() && self.unobservable.is_empty()
+    }
+
+    /// Appends another comparison's findings.
+    pub fn extend(&mut self, other: SettingsComparison) {
+        self.differences.extend(other.differences);
+        self.unobservable.extend(other.unobservable);
+        self.uncompared.extend(other.uncompared);
+    }
+}
+
+/// Whether a deployed object setting is unset: absent, `null`, `{}`, or an
+/// object whose every field is `null`.
+fn unset(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(map)) => map.values().all(Value::is_null),
+        Some(_) => false,
+    }
+}
+
+/// A declared object against a deployed one: every declared key must be
+/// deployed with an equal value (keys not declared are not compared). A
+/// declared scalar must equal the deployed value.
+fn compare_object(what: &str, declared: &Value, deployed: Option<&Value>, out: &mut Vec<String>) {
+    let shown = |v: Option<&Value>| v.map(shown_value).unwrap_or_else(|| "unset".to_owned());
+    match declared {
+        Value::Object(want) => {
+            let have = deployed.and_then(Value::as_object);
+            for (key, value) in want {
+                let got = have.and_then(|h| h.get(key));
+                if got != Some(value) {
+                    out.push(format!(
+                        "{what}.{key} is {}, declared {}",
+                        shown(got),
+                        shown_value(value)
+                    ));
+                }
+            }
+        }
+        other => {
+            if deployed != Some(other) {
+                out.push(format!(
+                    "{what} is {}, declared {}",
+                    shown(deployed),
+                    shown_value(other)
+                ));
+            }
+        }
+    }
+}
+
+/// Compares the declared placement, limits, cache options and usage model
+/// with the script-level settings.
+///
+/// - `placement`: declared, every declared key must be deployed equal; not
+///   declared, any placement (smart, a region, a host) is a difference, as
+///   it moves where the Worker runs.
+/// - `limits`: declared, every declared key equal; not declared, not
+///   compared (limits bound the Worker, they do not widen what it does).
+/// - `cache_options`: declared, every declared key equal; not declared, a
+///   cache that is on (`enabled` or `cross_version_cache` true) is a
+///   difference: it answers requests before the Worker runs, and a
+///   cross-version cache is shared with older versions.
+/// - `usage_model`: compared when declared.
+///
+/// A declared setting the API does not report is unobservable.
+pub fn compare_script_settings(
+    declared: &DeclaredSettings,
+    deployed: &DeployedScriptSettings,
+) -> SettingsComparison {
+    let mut differences = Vec::new();
+    let mut unobservable = Vec::new();
+    match &declared.placement {
+        Some(want) => compare_object(
+            "placement",
+            want,
+            deployed.placement.as_ref(),
+            &mut differences,
+        ),
+        None => {
+            if !unset(deployed.placement.as_ref()) {
+                differences.push(format!(
+                    "undeclared placement {}",
+                    shown_value(deployed.placement.as_ref().unwrap_or(&Value::Null))
+                ));
+            }
+        }
+    }
+    if let Some(want) = &declared.limits {
+        if deployed.limits.is_none() {
+            unobservable.push("the settings report no `limits`".to_owned());
+        } else {
+            compare_object("limits", want, deployed.limits.as_ref(), &mut differences);
+        }
+    }
+    // An absent `cache_options`, or an absent key of it, is off.
+    let cache = |key: &str| {
+        deployed
+            .cache_options
+            .as_ref()
+            .and_then(|c| c.get(key))
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(Value::Bool(false))
+    };
+    match &declared.cache_options {
+        Some(Value::Object(want)) => {
+            for (key, value) in want {
+                let got = cache(key);
+                if &got != value {
+                    differences.push(format!(
+                        "cache_options.{key} is {}, declared {}",
+                        shown_value(&got),
+                        shown_value(value)
+                    ));
+                }
+            }
+        }
+        Some(other) => unobservable.push(format!(
+            "the declared cache_options {} is not a table",
+            shown_value(other)
+        )),
+        None => {
+            for key in ["enabled", "cross_version_cache"] {
+                if cache(key) != Value::Bool(false) {
+                    differences.push(format!(
+                        "undeclared cache_options.{key} is {}",
+                        shown_value(&cache(key))
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(want) = &declared.usage_model {
+        match &deployed.usage_model {
+            None => unobservable.push("the settings report no `usage_model`".to_owned()),
+            Some(have) if have != want => {
+                differences.push(format!("usage model is {have}, declared {want}"))
+            }
+            Some(_) => {}
+        }
+    }
+    SettingsComparison {
+        differences,
+        unobservable,
+        uncompared: Vec::new(),
     }
 }
 
@@ -80,6 +302,8 @@ pub fn compare_settings(
     deployed: &DeployedSettings,
 ) -> SettingsComparison {
     let mut differences = Vec::new();
+    let mut unobservable = Vec::new();
+    let mut uncompared = Vec::new();
     if let Some(date) = &declared.compatibility_date
         && deployed.compatibility_date.as_ref() != Some(date)
     {
@@ -130,6 +354,13 @@ pub fn compare_settings(
                         binding.target.as_deref().unwrap_or("nothing")
                     ));
                 }
+                compare_value(
+                    declared,
+                    binding,
+                    &mut differences,
+                    &mut unobservable,
+                    &mut uncompared,
+                );
             }
         }
     }
@@ -141,12 +372,75 @@ pub fn compare_settings(
             ));
         }
     }
-    SettingsComparison { differences }
+    SettingsComparison {
+        differences,
+        unobservable,
+        uncompared,
+    }
+}
+
+/// A declared binding's value against the deployed one (same name and
+/// type). Only `plain_text` and `json` values are compared; a secret's value
+/// is never read, compared or printed (a declared one is refused, unshown).
+///
+/// A `plain_text`/`json` binding whose value is not declared is not
+/// compared, as a binding's target is compared only when declared: the
+/// config pins the name and type, and the value is shown in the evidence.
+/// A config that declares the value (a wrangler `vars` entry always does)
+/// gets it compared, so a changed `TRUSTED_ORIGIN` fails.
+fn compare_value(
+    declared: &DeclaredBinding,
+    deployed: &DeployedBinding,
+    differences: &mut Vec<String>,
+    unobservable: &mut Vec<String>,
+    uncompared: &mut Vec<String>,
+) {
+    let name = &declared.name;
+    let kind = declared.kind.as_str();
+    match &declared.value {
+        None => {
+            if let Some(v) = &deployed.value
+                && VALUE_TYPES.contains(&kind)
+            {
+                uncompared.push(format!(
+                    "binding `{name}` ({kind}) = {} (value not declared, not compared)",
+                    shown_value(v)
+                ));
+            }
+        }
+        Some(_) if SECRET_TYPES.contains(&kind) => unobservable.push(format!(
+            "a value is declared for secret `{name}`: secret values are never read or compared"
+        )),
+        Some(_) if !VALUE_TYPES.contains(&kind) => unobservable.push(format!(
+            "a value is declared for `{name}` ({kind}): only plain_text and json values are \
+             reported"
+        )),
+        Some(want) => {
+            if kind == "plain_text" && !want.is_string() {
+                unobservable.push(format!(
+                    "the declared value of plain_text `{name}` is not a string"
+                ));
+                return;
+            }
+            match &deployed.value {
+                None => unobservable.push(format!(
+                    "the API reports no value for {kind} binding `{name}`"
+                )),
+                Some(have) if have != want => differences.push(format!(
+                    "binding `{name}` ({kind}) is {}, declared {}",
+                    shown_value(have),
+                    shown_value(want)
+                )),
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn declared() -> DeclaredSettings {
         DeclaredSettings {
@@ -170,6 +464,7 @@ mod tests {
                 name: "DB".into(),
                 kind: "d1".into(),
                 target: Some("db-1".into()),
+                value: None,
             }],
         }
     }
@@ -184,6 +479,7 @@ mod tests {
             name: "LEAK".into(),
             kind: "service".into(),
             target: Some("exfil".into()),
+            value: None,
         });
         d.bindings[0].target = Some("db-2".into());
         d.compatibility_date = Some("2024-01-01".into());
@@ -204,5 +500,146 @@ mod tests {
                 .iter()
                 .any(|s| s.contains("`DB` (d1) is missing"))
         );
+    }
+
+    #[test]
+    fn values_are_compared_when_declared_and_secrets_never() {
+        let bind = |name: &str, kind: &str, value: Option<Value>| DeployedBinding {
+            name: name.into(),
+            kind: kind.into(),
+            target: None,
+            value,
+        };
+        let declare = |name: &str, kind: &str, value: Option<Value>| DeclaredBinding {
+            name: name.into(),
+            kind: kind.into(),
+            target: None,
+            value,
+        };
+        let declared = DeclaredSettings {
+            bindings: vec![
+                declare("ORIGIN", "plain_text", Some(json!("https://a.test"))),
+                declare("CONF", "json", Some(json!({ "a": [1, 2] }))),
+                declare("FREE", "plain_text", None),
+                declare("KEY", "secret_text", None),
+            ],
+            ..DeclaredSettings::default()
+        };
+        let deployed = |origin: &str, conf: Value| DeployedSettings {
+            bindings: vec![
+                bind("ORIGIN", "plain_text", Some(json!(origin))),
+                bind("CONF", "json", Some(conf)),
+                bind("FREE", "plain_text", Some(json!("anything"))),
+                bind("KEY", "secret_text", None),
+            ],
+            ..DeployedSettings::default()
+        };
+        let c = compare_settings(
+            &declared,
+            &deployed("https://a.test", json!({ "a": [1, 2] })),
+        );
+        assert!(c.verified(), "{c:?}");
+        assert_eq!(c.uncompared.len(), 1, "FREE is shown: {c:?}");
+        let c = compare_settings(
+            &declared,
+            &deployed("https://b.test", json!({ "a": [2, 1] })),
+        );
+        let text = c.differences.join("\n");
+        assert!(
+            text.contains("`ORIGIN` (plain_text) is \"https://b.test\""),
+            "{text}"
+        );
+        assert!(text.contains("`CONF` (json) is {\"a\":[2,1]}"), "{text}");
+        // A value declared for a secret is refused, never printed.
+        let mut d = declared.clone();
+        d.bindings[3].value = Some(json!("s3cr3t-value"));
+        let c = compare_settings(&d, &deployed("https://a.test", json!({ "a": [1, 2] })));
+        assert!(c.matches() && !c.verified());
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn script_settings_rules() {
+        let none = DeclaredSettings::default();
+        let deployed = |placement: Value, cache: Value| DeployedScriptSettings {
+            placement: Some(placement),
+            limits: Some(json!({ "cpu_ms": 50 })),
+            cache_options: Some(cache),
+            usage_model: Some("standard".into()),
+        };
+        assert!(compare_script_settings(&none, &deployed(json!({}), json!({}))).verified());
+        assert!(
+            compare_script_settings(&none, &DeployedScriptSettings::default()).verified(),
+            "nothing declared, nothing on"
+        );
+        let c = compare_script_settings(&none, &deployed(json!({ "mode": "smart" }), json!({})));
+        assert_eq!(
+            c.differences,
+            vec!["undeclared placement {\"mode\":\"smart\"}"]
+        );
+        let c = compare_script_settings(
+            &none,
+            &deployed(
+                json!({}),
+                json!({ "enabled": true, "cross_version_cache": true }),
+            ),
+        );
+        assert_eq!(c.differences.len(), 2, "{c:?}");
+        let declared = DeclaredSettings {
+            placement: Some(json!({ "mode": "smart" })),
+            limits: Some(json!({ "cpu_ms": 50, "subrequests": 100 })),
+            cache_options: Some(json!({ "enabled": true })),
+            usage_model: Some("unbound".into()),
+            ..DeclaredSettings::default()
+        };
+        let c = compare_script_settings(
+            &declared,
+            &deployed(json!({ "mode": "smart" }), json!({ "enabled": true })),
+        );
+        let text = c.differences.join("\n");
+        assert!(
+            text.contains("limits.subrequests is unset, declared 100"),
+            "{text}"
+        );
+        assert!(
+            text.contains("usage model is standard, declared unbound"),
+            "{text}"
+        );
+        assert_eq!(c.differences.len(), 2, "{text}");
+        // Declared, not reported: unobservable, never a match.
+        let c = compare_script_settings(&declared, &DeployedScriptSettings::default());
+        assert!(!c.verified());
+        assert_eq!(c.unobservable.len(), 2, "{c:?}");
+    }
+
+    #[test]
+    fn a_shown_value_is_capped_and_masked() {
+        let v = json!(format!("https://u:pw-XYZ@h.test/{}", "x".repeat(300)));
+        let shown = shown_value(&v);
+        assert!(!shown.contains("pw-XYZ"), "{shown}");
+        assert!(shown.chars().count() < VALUE_SHOWN + 40, "{shown}");
+        assert!(shown.contains("bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_declared_value_reads_from_toml_as_json() {
+        #[derive(Deserialize)]
+        struct Doc {
+            bindings: Vec<DeclaredBinding>,
+        }
+        let doc: Doc = toml::from_str(
+            r#"bindings = [
+  { name = "ORIGIN", type = "plain_text", value = "https://a.test" },
+  { name = "CONF", type = "json", value = { tiers = ["free"], strict = true } },
+  { name = "KEY", type = "secret_text" },
+]"#,
+        )
+        .unwrap();
+        assert_eq!(doc.bindings[0].value, Some(json!("https://a.test")));
+        assert_eq!(
+            doc.bindings[1].value,
+            Some(json!({ "tiers": ["free"], "strict": true }))
+        );
+        assert_eq!(doc.bindings[2].value, None);
     }
 }

@@ -56,6 +56,9 @@ pub const REFERENCE_SCRIPT: &str = "flarelink-auth";
 /// demo's conform target (the reference Worker on this machine) has.
 pub const REFERENCE_DOMAIN: &str = "127.0.0.1";
 
+/// The `TRUSTED_ORIGIN` `launch.mjs` gives the reference Worker by default.
+pub const REFERENCE_TRUSTED_ORIGIN: &str = "https://app.flareproof.test";
+
 /// The `[verify]` target of the reference Worker in `fixtures`: its
 /// deterministic esbuild recipe and the settings `launch.mjs` runs it with.
 pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTarget {
@@ -81,7 +84,9 @@ pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTar
                     name: b.name,
                     kind: b.kind,
                     target: b.target,
-                    value: None,
+                    // Declared, so a changed value fails: plain_text and
+                    // json values are compared only when declared.
+                    value: b.value,
                 })
                 .collect(),
             ..DeclaredSettings::default()
@@ -108,13 +113,17 @@ pub fn reference_bindings() -> Vec<DeployedBinding> {
         name: name.to_owned(),
         kind: kind.to_owned(),
         target: target.map(str::to_owned),
+        value: None,
     };
     vec![
         b("BETTER_AUTH_SECRET", "secret_text", None),
         b("DB", "d1", Some("flareproof-auth-db")),
         b("SERVICE_KEY", "secret_text", None),
         b("SESSIONS", "kv_namespace", Some("flareproof-sessions")),
-        b("TRUSTED_ORIGIN", "plain_text", None),
+        DeployedBinding {
+            value: Some(serde_json::json!(REFERENCE_TRUSTED_ORIGIN)),
+            ..b("TRUSTED_ORIGIN", "plain_text", None)
+        },
     ]
 }
 

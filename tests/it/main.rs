@@ -14,6 +14,7 @@ mod registry;
 mod report;
 mod schema;
 mod sessions;
+mod settings;
 mod stand_in;
 mod support;
 mod trust;

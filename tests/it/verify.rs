@@ -53,7 +53,7 @@ fn installed_fixtures() -> PathBuf {
 }
 
 /// The reference Worker built once: what "was deployed".
-fn deployed_bundle() -> &'static Bundle {
+pub(crate) fn deployed_bundle() -> &'static Bundle {
     static BUNDLE: OnceLock<Bundle> = OnceLock::new();
     BUNDLE.get_or_init(|| {
         let dir = installed_fixtures();
@@ -73,7 +73,7 @@ fn deployed_bundle() -> &'static Bundle {
 }
 
 /// The reference Worker rebuilt once (twice, varied), for library-level tests.
-fn shared_rebuild() -> &'static Rebuild {
+pub(crate) fn shared_rebuild() -> &'static Rebuild {
     static REBUILD: OnceLock<Rebuild> = OnceLock::new();
     REBUILD.get_or_init(|| {
         let dir = installed_fixtures();
@@ -86,7 +86,7 @@ fn shared_rebuild() -> &'static Rebuild {
     })
 }
 
-fn faithful() -> Scenario {
+pub(crate) fn faithful() -> Scenario {
     reference_scenario(deployed_bundle().clone(), Secret::new(TOKEN))
 }
 
@@ -214,8 +214,29 @@ fn tampers() -> Vec<(&'static str, Scenario, &'static str)> {
         name: "EXFIL".into(),
         kind: "service".into(),
         target: Some("collector".into()),
+        value: None,
     });
     out.push(("added binding", s, checks::SETTINGS_MATCH));
+
+    let mut s = base.clone();
+    s.placement = Some(serde_json::json!({ "mode": "smart" }));
+    out.push(("placement smart", s, checks::SETTINGS_MATCH));
+
+    let mut s = base.clone();
+    s.versions[0]
+        .bundle
+        .module_mut("worker.js")
+        .unwrap()
+        .content_type = Some("application/javascript".into());
+    out.push(("worker.js served as CommonJS", s, checks::SETTINGS_MATCH));
+
+    let mut s = base.clone();
+    s.streaming_tail_consumers = vec!["stream-collector".into()];
+    out.push((
+        "streaming tail consumer",
+        s,
+        checks::NO_UNDECLARED_OBSERVERS,
+    ));
 
     let mut s = base.clone();
     s.tail_consumers = vec!["log-collector".into()];
@@ -517,6 +538,11 @@ pub(crate) async fn mount(server: &MockServer, s: &Scenario) {
         .mount(server)
         .await;
     crate::ingress::mount_ingress(server, s).await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/scripts/{script}/script-settings")))
+        .respond_with(ok(s.script_settings_body()))
+        .mount(server)
+        .await;
     if let Some((ct, entry, body)) = s.content_v2() {
         Mock::given(method("GET"))
             .and(path(format!("{base}/scripts/{script}/content/v2")))
@@ -531,7 +557,7 @@ pub(crate) async fn mount(server: &MockServer, s: &Scenario) {
     }
 }
 
-fn fast() -> RetryPolicy {
+pub(crate) fn fast() -> RetryPolicy {
     RetryPolicy {
         attempts: 4,
         backoff: Duration::from_millis(20),
@@ -540,7 +566,7 @@ fn fast() -> RetryPolicy {
     }
 }
 
-fn api_client(server: &MockServer, retry: RetryPolicy) -> Client {
+pub(crate) fn api_client(server: &MockServer, retry: RetryPolicy) -> Client {
     Client::new(
         &url::Url::parse(&format!("{}/client/v4", server.uri())).unwrap(),
         Credentials {
@@ -708,7 +734,9 @@ async fn http_502_is_retried_and_endless_5xx_is_an_error_never_a_match() {
         "{}",
         m.summary
     );
-    assert_eq!(status_of(&results, checks::SETTINGS_MATCH), Status::Pass);
+    // settings-match compares the modules' content types and entry too: it
+    // cannot pass when the modules cannot be read.
+    assert_eq!(status_of(&results, checks::SETTINGS_MATCH), Status::Error);
 }
 
 #[tokio::test]
@@ -854,7 +882,12 @@ async fn the_stand_in_and_the_client_agree_on_every_shape() {
     let settings = live.versions[0].settings.as_ref().unwrap();
     assert_eq!(settings.compatibility_flags, vec!["nodejs_compat"]);
     assert_eq!(settings.bindings.len(), 5);
-    assert_eq!(live.observers.as_ref().unwrap(), &Default::default());
+    let observers = live.observers.as_ref().unwrap();
+    assert!(observers.tail_consumers.is_empty() && observers.streaming_tail_consumers.is_empty());
+    assert!(!observers.observability && observers.disagreements.is_empty());
+    assert_eq!(observers.said.len(), 2, "{:?}", observers.said);
+    let script = live.script_settings.as_ref().unwrap();
+    assert_eq!(script.usage_model.as_deref(), Some("standard"));
 }
 
 // ---------------------------------------------------------------------------

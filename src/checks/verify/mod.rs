@@ -22,6 +22,8 @@ pub const INGRESS: &str = "verify.ingress";
 mod ingress;
 pub use ingress::{host_matches, ingress, normalize_pattern};
 
+mod settings;
+
 /// The check ids this module decides, in plan order.
 pub const IDS: [&str; 7] = [
     REBUILD_DETERMINISTIC,
@@ -231,15 +233,27 @@ pub fn modules_match(inputs: &Inputs<'_>) -> Finding {
         percent(primary.live.percentage),
         source.as_str()
     );
-    let finding = if c.matches() {
-        Finding::pass(format!("{who}: {}", c.describe()))
+    // Content types and the entry module are verify.settings-match's.
+    let finding = if c.bytes_match() {
+        Finding::pass(format!("{who}: {}", c.describe_bytes()))
     } else {
-        Finding::fail(format!("{who}: {}", c.describe()))
+        Finding::fail(format!("{who}: {}", c.describe_bytes()))
     };
     comparison_evidence(finding, &c).with_exchanges(context)
 }
 
-/// `verify.settings-match`: the version with the largest share.
+/// Why a read failed; a refused token names the permission it needs.
+fn unreadable(e: &ApiError) -> String {
+    let chain = error_chain(e);
+    if e.is_auth() {
+        format!("{chain} (the token needs the \"Workers Scripts Read\" permission on this account)")
+    } else {
+        chain
+    }
+}
+
+/// `verify.settings-match`: the version with the largest share, and the
+/// script's settings. See [`crate::checks::verify::settings`].
 pub fn settings_match(inputs: &Inputs<'_>) -> Finding {
     let live = match live(inputs) {
         Ok(l) => l,
@@ -248,46 +262,17 @@ pub fn settings_match(inputs: &Inputs<'_>) -> Finding {
     let Some(primary) = live.versions.first() else {
         return Finding::error("the active deployment lists no version");
     };
-    let context = exchanges(inputs, &[format!("version {}", primary.live.version_id)]);
-    let settings = match &primary.settings {
-        Ok(s) => s,
-        Err(e) => {
-            return Finding::error(format!(
-                "the settings of version {} could not be read: {}",
-                primary.live.version_id,
-                error_chain(e.as_ref())
-            ))
-            .with_exchanges(context);
-        }
-    };
-    let c = compare_settings(&inputs.target.declared, settings);
-    let bindings: Vec<String> = settings
-        .bindings
-        .iter()
-        .map(|b| match &b.target {
-            Some(t) => format!("{} ({} → {t})", b.name, b.kind),
-            None => format!("{} ({})", b.name, b.kind),
-        })
-        .collect();
-    let seen = Evidence::note(format!(
-        "deployed: compatibility date {}, flags [{}], bindings [{}]",
-        settings.compatibility_date.as_deref().unwrap_or("unset"),
-        settings.compatibility_flags.join(", "),
-        bindings.join(", ")
-    ));
-    let who = format!("version {}", primary.live.version_id);
-    let finding = if c.matches() {
-        Finding::pass(format!(
-            "{who} runs with the declared compatibility date, flags and bindings"
-        ))
-    } else {
-        let mut f = Finding::fail(format!("{who}: {}", c.differences.join("; ")));
-        for d in &c.differences {
-            f = f.with(Evidence::note(d.clone()));
-        }
-        f
-    };
-    finding.with(seen).with_exchanges(context)
+    let mut labels = modules_labels(primary);
+    labels.push(format!("version {}", primary.live.version_id));
+    labels.push("settings".to_owned());
+    let context = exchanges(inputs, &labels);
+    settings::judge(
+        &inputs.target.declared,
+        primary,
+        &live.script_settings,
+        rebuilt(inputs).ok(),
+    )
+    .with_exchanges(context)
 }
 
 fn undeclared(observers: &Observers, declared: &DeclaredObservers) -> Vec<String> {
@@ -313,12 +298,20 @@ fn undeclared(observers: &Observers, declared: &DeclaredObservers) -> Vec<String
     for tail in &observers.tails {
         out.push(format!("open streaming tail session {tail}"));
     }
+    out.extend(settings::undeclared_observers(observers, declared));
     out
 }
 
 /// `verify.no-undeclared-observers`.
 pub fn no_undeclared_observers(inputs: &Inputs<'_>) -> Finding {
-    let context = exchanges(inputs, &["settings".to_owned(), "tails".to_owned()]);
+    let context = exchanges(
+        inputs,
+        &[
+            "settings".to_owned(),
+            "script-settings".to_owned(),
+            "tails".to_owned(),
+        ],
+    );
     let live = match live(inputs) {
         Ok(l) => l,
         Err(f) => return f,
@@ -328,22 +321,28 @@ pub fn no_undeclared_observers(inputs: &Inputs<'_>) -> Finding {
         Err(e) => {
             return Finding::error(format!(
                 "the script's observers could not be read: {}",
-                error_chain(e.as_ref())
+                unreadable(e.as_ref())
             ))
             .with_exchanges(context);
         }
     };
     let seen = Evidence::note(format!(
-        "deployed: tail consumers [{}], logpush {}, log destinations [{}], open tails [{}]",
+        "deployed (both settings endpoints together): tail consumers [{}], streaming tail \
+         consumers [{}], logpush {}, observability keeps data {}, log destinations [{}], trace \
+         destinations [{}], open tails [{}]",
         observers.tail_consumers.join(", "),
+        observers.streaming_tail_consumers.join(", "),
         observers.logpush,
+        observers.observability,
         observers.log_destinations.join(", "),
+        observers.trace_destinations.join(", "),
         observers.tails.join(", ")
     ));
     let found = undeclared(observers, &inputs.target.observers);
     let finding = if found.is_empty() {
         Finding::pass(
-            "no tail consumer, Logpush, log destination or streaming tail beyond the declared ones",
+            "no tail consumer, streaming tail consumer, Logpush, log or trace destination, \
+             Workers Observability storage or open tail beyond the declared ones",
         )
     } else {
         Finding::fail(format!(
@@ -351,6 +350,11 @@ pub fn no_undeclared_observers(inputs: &Inputs<'_>) -> Finding {
             found.join("; ")
         ))
     };
+    let finding = observers
+        .said
+        .iter()
+        .chain(&observers.disagreements)
+        .fold(finding, |f, n| f.with(Evidence::note(n.clone())));
     finding.with(seen).with_exchanges(context)
 }
 
