@@ -119,7 +119,9 @@ fn content_type_for(name: &str) -> Option<&'static str> {
         "wasm" => "application/wasm",
         "map" => "application/source-map",
         "json" => "application/json",
-        "txt" | "html" | "css" | "md" => "text/plain",
+        // `sql` too: wrangler's default Text rule (`**/*.txt`, `**/*.html`,
+        // `**/*.sql`) uploads it as text.
+        "txt" | "html" | "css" | "md" | "sql" => "text/plain",
         _ => "application/octet-stream",
     })
 }

@@ -16,3 +16,4 @@ mod stand_in;
 mod support;
 mod trust;
 mod verify;
+mod wrangler;
