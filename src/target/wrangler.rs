@@ -221,14 +221,16 @@ pub fn declaration(config: &Value, env: Option<&str>) -> Result<WranglerDeclarat
         top,
         env: env_table,
     };
-    let mut d = WranglerDeclaration::default();
-
-    d.script = match (r.env, top.get("name")) {
+    let script = match (r.env, top.get("name")) {
         (Some((_, table)), _) if table.contains_key("name") => {
             Some(r.string("name")?.unwrap_or_default())
         }
         (Some((env, _)), Some(_)) => r.string("name")?.map(|n| format!("{n}-{env}")),
         _ => r.string("name")?,
+    };
+    let mut d = WranglerDeclaration {
+        script,
+        ..WranglerDeclaration::default()
     };
     d.main = r.string("main")?;
     d.compatibility_date = r.string("compatibility_date")?;
