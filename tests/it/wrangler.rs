@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use flareproof::checks::verify as checks;
 use flareproof::cloudflare::standin::StandIn;
 use flareproof::cloudflare::{Client, Credentials, RetryPolicy, Scenario, fetch_live};
-use flareproof::compare::{Bundle, DeployedBinding, compare_settings};
+use flareproof::compare::{Bundle, DeployedBinding, Module, compare_settings};
 use flareproof::model::{Report, Secret, Status};
 use flareproof::rebuild::{Recipe, Variation, run_recipe};
 use flareproof::target::load_verify;
@@ -256,7 +256,8 @@ fn the_declaration_read_from_wrangler_jsonc_equals_what_the_stand_in_serves() {
 }
 
 #[test]
-fn verify_passes_the_faithful_wrangler_worker_and_fails_a_byte_flip_on_modules_match() {
+fn verify_passes_the_faithful_wrangler_worker_and_fails_a_byte_flip_or_another_text_module_on_modules_match()
+ {
     let rt = runtime();
     let bundle = deployed_bundle();
     assert!(
@@ -267,7 +268,21 @@ fn verify_passes_the_faithful_wrangler_worker_and_fails_a_byte_flip_on_modules_m
     let m = flipped.versions[0].bundle.module_mut(MAIN_MODULE).unwrap();
     let at = m.bytes.len() / 2;
     m.bytes[at] ^= 0x01;
-    let cases = [("faithful", faithful()), ("byte flip", flipped)];
+    // A deployment whose text module was changed: wrangler names it by its
+    // content's SHA-1, so the API lists another name.
+    let mut banner = faithful();
+    let b = &mut banner.versions[0].bundle;
+    b.remove(BANNER_MODULE).unwrap();
+    b.insert(Module::new(
+        "0d6a3c1f4e8b2a7d9c5e1f3a6b8d0c2e4f6a8b1d-banner.txt",
+        Some("text/plain"),
+        b"a different banner\n".to_vec(),
+    ));
+    let cases = [
+        ("faithful", faithful()),
+        ("byte flip", flipped),
+        ("other banner", banner),
+    ];
     let tmp = tempfile::tempdir().unwrap();
     let standins: Vec<StandIn> = cases
         .iter()
@@ -309,6 +324,15 @@ fn verify_passes_the_faithful_wrangler_worker_and_fails_a_byte_flip_on_modules_m
     assert!(
         s.contains(&format!("`{MAIN_MODULE}` differs from byte {at}")),
         "{s}"
+    );
+    let (output, report, _) = &runs[2];
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(ids(report, Status::Fail), vec![checks::MODULES_MATCH]);
+    let s = summary(report, checks::MODULES_MATCH);
+    assert!(
+        s.contains(BANNER_MODULE)
+            && s.contains("0d6a3c1f4e8b2a7d9c5e1f3a6b8d0c2e4f6a8b1d-banner.txt"),
+        "both names: {s}"
     );
 }
 
