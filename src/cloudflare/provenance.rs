@@ -23,9 +23,11 @@ pub struct PackageDependency {
 /// What the API says about a version's dependencies.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dependencies {
-    /// `package_dependencies` with at least one entry, sorted by name.
+    /// `package_dependencies`, sorted by name. An empty list says the
+    /// version bundles no npm package (a Worker without runtime
+    /// dependencies): there is nothing to disagree with the lockfile.
     Reported(Vec<PackageDependency>),
-    /// The beta answer has no `package_dependencies`, or an empty list.
+    /// The beta answer has no `package_dependencies`.
     NotReported,
     /// The beta endpoint was not read (script download) or failed; why.
     Unavailable(String),
@@ -132,9 +134,6 @@ fn dependencies(url: &str, beta: &Value) -> Result<Dependencies, ApiError> {
             installed_version,
         });
     }
-    if out.is_empty() {
-        return Ok(Dependencies::NotReported);
-    }
     out.sort();
     Ok(Dependencies::Reported(out))
 }
@@ -235,13 +234,15 @@ mod tests {
     }
 
     #[test]
-    fn absent_fields_are_none_and_an_empty_list_is_not_reported() {
+    fn absent_fields_are_none_and_an_empty_list_reports_no_dependency() {
         let p = parse_provenance(
             (U, &json!({})),
             Ok((B, &json!({"package_dependencies": []}))),
         )
         .unwrap();
         assert_eq!(p.source, None);
+        assert_eq!(p.dependencies, Dependencies::Reported(Vec::new()));
+        let p = parse_provenance((U, &json!({})), Ok((B, &json!({})))).unwrap();
         assert_eq!(p.dependencies, Dependencies::NotReported);
         let p = parse_provenance((U, &json!({})), Err("download".into())).unwrap();
         assert_eq!(p.dependencies, Dependencies::Unavailable("download".into()));

@@ -178,6 +178,35 @@ mod tests {
         rebuild(&recipe, true).await.unwrap()
     }
 
+    /// A bundler resolves a linked dependency folder to its real path and
+    /// writes it relative to the build folder (esbuild's `// ../node_modules/…`
+    /// comments): a symlink to the original made that path vary with the
+    /// build path; the hard-linked folder keeps it inside each copy.
+    #[tokio::test]
+    async fn a_linked_dependency_folder_resolves_inside_each_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(tmp.path().join("node_modules/dep")).unwrap();
+        fs_err::write(tmp.path().join("node_modules/dep/index.js"), "x").unwrap();
+        let script = "printf '// %s' \"$(realpath --relative-to=. node_modules/dep/index.js)\" \
+                      > \"$1/worker.js\"";
+        fs_err::write(tmp.path().join("build.sh"), script).unwrap();
+        let recipe = Recipe {
+            source: tmp.path().to_path_buf(),
+            command: vec!["sh".into(), "build.sh".into(), "{out}".into()],
+            env: BTreeMap::new(),
+            non_artifacts: vec![],
+            link: vec!["node_modules".into()],
+            main_module: None,
+        };
+        let r = rebuild(&recipe, false).await.unwrap();
+        assert!(r.difference.is_none(), "{:?}", r.difference);
+        let text = r.first.bundle.module("worker.js").unwrap().bytes.clone();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "// node_modules/dep/index.js"
+        );
+    }
+
     #[tokio::test]
     async fn a_deterministic_build_has_no_difference() {
         let r = rebuild_script("echo 'export default {}' > \"$1/worker.js\"").await;

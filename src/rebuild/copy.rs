@@ -1,11 +1,19 @@
 //! Copying the source into an isolated folder; large dependency folders
-//! (`link`) are symlinked instead of copied.
+//! (`link`) are hard-linked file by file instead of copied (or symlinked
+//! when the copy is on another filesystem).
+//!
+//! Hard links, not a symlink, by default: a bundler resolves a symlinked
+//! `node_modules` to its real path and writes that path, relative to the
+//! build folder, into the bundle (esbuild's `// ../../src/node_modules/…`
+//! comments, as wrangler's builds have them), so two copies at different
+//! depths would differ for no fault of the build.
 
 use std::path::Path;
 
 /// Copies `from` into `to` (created), except `.git` and the top-level
-/// entries in `link`, which are symlinked to the original. Symlinks are kept
-/// as symlinks.
+/// entries in `link`, whose folders are recreated and whose files are
+/// hard-linked to the original's (a symlink to the original when hard links
+/// cannot be made). Symlinks are kept as symlinks.
 pub fn copy_source(from: &Path, to: &Path, link: &[String]) -> std::io::Result<()> {
     fs_err::create_dir_all(to)?;
     for entry in fs_err::read_dir(from)? {
@@ -17,12 +25,41 @@ pub fn copy_source(from: &Path, to: &Path, link: &[String]) -> std::io::Result<(
         }
         let (src, dst) = (entry.path(), to.join(&name));
         if link.iter().any(|l| l.trim_end_matches('/') == name_str) {
-            fs_err::os::unix::fs::symlink(&src, &dst)?;
+            if hard_link_entry(&src, &dst).is_err() {
+                if fs_err::symlink_metadata(&dst).is_ok() {
+                    remove_entry(&dst)?;
+                }
+                fs_err::os::unix::fs::symlink(&src, &dst)?;
+            }
             continue;
         }
         copy_entry(&src, &dst)?;
     }
     Ok(())
+}
+
+fn hard_link_entry(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let meta = fs_err::symlink_metadata(src)?;
+    if meta.file_type().is_symlink() {
+        fs_err::os::unix::fs::symlink(fs_err::read_link(src)?, dst)?;
+    } else if meta.is_dir() {
+        fs_err::create_dir_all(dst)?;
+        for entry in fs_err::read_dir(src)? {
+            let entry = entry?;
+            hard_link_entry(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+    } else {
+        fs_err::hard_link(src, dst)?;
+    }
+    Ok(())
+}
+
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    if fs_err::symlink_metadata(path)?.is_dir() {
+        fs_err::remove_dir_all(path)
+    } else {
+        fs_err::remove_file(path)
+    }
 }
 
 fn copy_entry(src: &Path, dst: &Path) -> std::io::Result<()> {
@@ -60,11 +97,18 @@ mod tests {
             fs_err::read_to_string(dst.join("lib/deep/a.js")).unwrap(),
             "a"
         );
+        use std::os::unix::fs::MetadataExt;
+        let (orig, linked) = (
+            fs_err::metadata(src.join("node_modules/x/i.js")).unwrap(),
+            fs_err::metadata(dst.join("node_modules/x/i.js")).unwrap(),
+        );
+        assert_eq!(orig.ino(), linked.ino(), "the same file, hard-linked");
         assert!(
-            fs_err::symlink_metadata(dst.join("node_modules"))
+            !fs_err::symlink_metadata(dst.join("node_modules"))
                 .unwrap()
                 .file_type()
-                .is_symlink()
+                .is_symlink(),
+            "a folder of its own, so the bundler sees it inside the copy"
         );
         assert!(!dst.join(".git").exists());
     }

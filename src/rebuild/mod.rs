@@ -8,8 +8,10 @@ mod copy;
 mod provenance;
 mod run;
 mod variation;
+mod wrangler;
 
 pub use build::{Build, BuildDifference, Exposure, Rebuild, rebuild};
 pub use provenance::{SourceRevision, Toolchain};
 pub use run::{RebuildError, Recipe, run_recipe};
 pub use variation::{Dimension, Variation};
+pub use wrangler::{PresetRecipe, WranglerPreset};

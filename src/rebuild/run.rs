@@ -33,8 +33,8 @@ pub struct Recipe {
     /// Globs (relative to the output folder) of files that are not upload
     /// modules, such as wrangler's timestamped `README.md`.
     pub non_artifacts: Vec<String>,
-    /// Top-level entries of the source symlinked into each copy instead of
-    /// copied (`node_modules`).
+    /// Top-level entries of the source hard-linked into each copy instead of
+    /// copied (`node_modules`; symlinked across filesystems).
     pub link: Vec<String>,
     /// The entry module, when the output does not say (no `manifest.json`).
     pub main_module: Option<String>,
@@ -119,7 +119,9 @@ fn content_type_for(name: &str) -> Option<&'static str> {
         "wasm" => "application/wasm",
         "map" => "application/source-map",
         "json" => "application/json",
-        "txt" | "html" | "css" | "md" => "text/plain",
+        // `sql` too: wrangler's default Text rule (`**/*.txt`, `**/*.html`,
+        // `**/*.sql`) uploads it as text.
+        "txt" | "html" | "css" | "md" | "sql" => "text/plain",
         _ => "application/octet-stream",
     })
 }

@@ -14,6 +14,7 @@ mod schema;
 mod secrets;
 mod validate;
 mod verify;
+pub mod wrangler;
 
 #[cfg(test)]
 mod tests;
@@ -21,7 +22,7 @@ mod tests;
 pub use error::TargetError;
 pub use schema::{
     ACCOUNT_ROLES, AccountSection, Budget, DataSection, Limit, Limits, Paths, ProfileSection,
-    TargetConfig, TargetSection, Unlimited, VerifySection,
+    RecipeSpec, TargetConfig, TargetSection, Unlimited, VerifySection,
 };
 pub use secrets::{Account, Target};
 pub use verify::{DeclaredIngress, DeclaredObservers, VerifyTarget, load_verify};

@@ -223,12 +223,15 @@ fn default_true() -> bool {
 /// [verify]
 /// source = "fixtures"                 # the Worker's source folder, relative to this file
 /// recipe = ["node", "build.mjs", "--outdir", "{out}"]  # {out}: output folder, {src}: source copy
+///                                     # or "wrangler": `npx --no-install wrangler deploy --dry-run`
 /// env = { NODE_ENV = "production" }   # extra environment for the recipe (it runs with a clean one)
 /// non_artifacts = ["README.md"]       # globs of output files that are not upload modules
-/// link = ["node_modules"]             # top-level entries symlinked into each copy, not copied
+/// link = ["node_modules"]             # top-level entries hard-linked into each copy, not copied
 /// main_module = "worker.js"           # only when the output has no manifest.json
 /// bisect = true                       # on a rebuild difference, find the variation that exposes it
-/// script = "auth-worker"              # the Worker's script name
+/// script = "auth-worker"              # the Worker's script name (default: the wrangler config's)
+/// wrangler = "wrangler.jsonc"         # the declaration, read from the Worker's wrangler config;
+/// wrangler_env = "production"         # the keys below that are set override what it says
 /// compatibility_date = "2025-09-01"
 /// compatibility_flags = ["nodejs_compat"]
 /// bindings = [{ name = "DB", type = "d1" }, { name = "SESSIONS", type = "kv_namespace", target = "<namespace id>" }]
@@ -243,7 +246,7 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct VerifySection {
     pub source: std::path::PathBuf,
-    pub recipe: Vec<String>,
+    pub recipe: RecipeSpec,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -254,19 +257,20 @@ pub struct VerifySection {
     pub main_module: Option<String>,
     #[serde(default = "default_true")]
     pub bisect: bool,
-    pub script: String,
+    #[serde(default)]
+    pub script: Option<String>,
     #[serde(default)]
     pub compatibility_date: Option<String>,
     #[serde(default)]
-    pub compatibility_flags: Vec<String>,
+    pub compatibility_flags: Option<Vec<String>>,
     #[serde(default)]
-    pub bindings: Vec<DeclaredBinding>,
+    pub bindings: Option<Vec<DeclaredBinding>>,
     #[serde(default)]
-    pub tail_consumers: Vec<String>,
+    pub tail_consumers: Option<Vec<String>>,
     #[serde(default)]
-    pub logpush: bool,
+    pub logpush: Option<bool>,
     #[serde(default)]
-    pub log_destinations: Vec<String>,
+    pub log_destinations: Option<Vec<String>>,
     #[serde(default)]
     pub streaming_tail_consumers: Option<Vec<String>>,
     #[serde(default)]
@@ -307,6 +311,15 @@ pub struct VerifySection {
     pub api_token_env: String,
     #[serde(default = "default_account_id_env")]
     pub account_id_env: String,
+}
+
+/// `recipe`: a command (a list of arguments) or a preset's name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RecipeSpec {
+    Command(Vec<String>),
+    /// `"wrangler"`: `npx --no-install wrangler deploy --dry-run --outdir {out}`.
+    Preset(String),
 }
 
 /// A config for `verify`: `[verify]`, with `[profile]` optional. A config

@@ -4,7 +4,25 @@
 use std::path::Path;
 
 use super::error::TargetError;
-use super::schema::{ACCOUNT_ROLES, TargetConfig, VerifySection};
+use super::schema::{ACCOUNT_ROLES, RecipeSpec, TargetConfig, VerifySection};
+
+/// The names `recipe` may give instead of a command.
+pub const RECIPE_PRESETS: [&str; 1] = ["wrangler"];
+
+/// A Worker script name: letters, digits, `-`, `_`.
+pub(super) fn check_script_name(script: &str) -> Result<(), String> {
+    let ok = !script.is_empty()
+        && script
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`verify.script` `{script}` is not a Worker script name (letters, digits, `-`, `_`)"
+        ))
+    }
+}
 
 impl TargetConfig {
     pub fn load(path: &Path) -> Result<TargetConfig, TargetError> {
@@ -65,24 +83,44 @@ impl TargetConfig {
 }
 
 impl VerifySection {
+    pub(super) fn is_wrangler_preset(&self) -> bool {
+        matches!(&self.recipe, RecipeSpec::Preset(p) if p == "wrangler")
+    }
+
     pub(super) fn validate(&self, path: &str) -> Result<(), TargetError> {
         let invalid = |problem: String| TargetError::Invalid {
             path: path.to_owned(),
             problem,
         };
-        if self.recipe.is_empty() {
-            return Err(invalid("`verify.recipe` is empty".to_owned()));
+        match &self.recipe {
+            RecipeSpec::Command(c) if c.is_empty() => {
+                return Err(invalid("`verify.recipe` is empty".to_owned()));
+            }
+            RecipeSpec::Preset(p) if !RECIPE_PRESETS.contains(&p.as_str()) => {
+                return Err(invalid(format!(
+                    "`verify.recipe` preset `{p}` is not known (known: {}; or give the command \
+                     as a list)",
+                    RECIPE_PRESETS.join(", ")
+                )));
+            }
+            _ => {}
         }
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        if !name_ok(&self.script) {
-            return Err(invalid(format!(
-                "`verify.script` `{}` is not a Worker script name (letters, digits, `-`, `_`)",
-                self.script
-            )));
+        match &self.script {
+            Some(script) => check_script_name(script).map_err(invalid)?,
+            None if self.wrangler.is_none() => {
+                return Err(invalid(
+                    "`verify.script` is not set, and there is no `verify.wrangler` config to \
+                     name it"
+                        .to_owned(),
+                ));
+            }
+            None => {}
+        }
+        if self.wrangler_env.is_some() && self.wrangler.is_none() && !self.is_wrangler_preset() {
+            return Err(invalid(
+                "`verify.wrangler_env` is set without `verify.wrangler` or `recipe = \"wrangler\"`"
+                    .to_owned(),
+            ));
         }
         if !matches!(self.api_base.scheme(), "http" | "https") || self.api_base.host().is_none() {
             return Err(invalid(format!(

@@ -19,3 +19,4 @@ mod stand_in;
 mod support;
 mod trust;
 mod verify;
+mod wrangler;
