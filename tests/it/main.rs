@@ -7,6 +7,7 @@ mod echo;
 mod families;
 mod fixture;
 mod hostile;
+mod pinned;
 mod probe;
 mod registry;
 mod report;
