@@ -109,13 +109,15 @@ fn child(api: &str, source: &str) {
         .to_owned();
     let first = diff.lines().next().unwrap_or("(no diff)").to_owned();
     println!(
-        "{} {} {} {}\t{}\t{}",
+        "{} {} {} {}\t{}\t{}\trebuild {:.1} ms, API reads {:.1} ms",
         ms(wall),
         rss,
         run.report.verdict.as_str(),
         diff.len(),
         first,
-        counted
+        counted,
+        ms(run.rebuild_time),
+        ms(run.fetch_time)
     );
 }
 
