@@ -137,14 +137,9 @@ fn large(rounds: usize, runtime: &tokio::runtime::Runtime) {
         assert!(status.success(), "the generator fails");
     };
     build();
-    let floor: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            build();
-            build();
-            t.elapsed()
-        })
-        .collect();
+    // The floor is measured in the same rounds as verify, just before each
+    // child, so both meet the same load on a shared machine.
+    let mut floor: Vec<Duration> = Vec::new();
     let token = Secret::new(TOKEN);
     let standin = runtime.block_on(async {
         let target = large_target(source.path(), url::Url::parse("http://127.0.0.1/").unwrap());
@@ -169,6 +164,12 @@ fn large(rounds: usize, runtime: &tokio::runtime::Runtime) {
     let mut rss = Vec::new();
     let mut last = String::new();
     for round in 0..=rounds {
+        if round > 0 {
+            let t = Instant::now();
+            build();
+            build();
+            floor.push(t.elapsed());
+        }
         let output = Command::new(&exe)
             .env("FLAREPROOF_BENCH_CHILD", standin.api_base().as_str())
             .env("FLAREPROOF_BENCH_SOURCE", source.path())
