@@ -88,6 +88,71 @@ pub struct Conform {
     pub progress: Arc<dyn Progress>,
 }
 
+/// The header Cloudflare documents for sending a request to one version of a
+/// gradual deployment (Workers gradual deployments, "version overrides").
+pub const VERSION_OVERRIDES_HEADER: &str = "Cloudflare-Workers-Version-Overrides";
+
+/// Why a version override header cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinError {
+    #[error(
+        "script name `{0}` is not an RFC 8941 dictionary key (a lowercase letter or `*`, then lowercase letters, digits, `_`, `-`, `.`, `*`), so no `Cloudflare-Workers-Version-Overrides` header can name it"
+    )]
+    Script(String),
+    #[error(
+        "version id `{0}` is not an RFC 8941 string (printable ASCII only), so no `Cloudflare-Workers-Version-Overrides` header can carry it"
+    )]
+    Version(String),
+}
+
+/// A conform run pinned to one version of the live deployment: every
+/// request of the run carries `Cloudflare-Workers-Version-Overrides:
+/// <script>="<version id>"`, and every result names the version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pin {
+    pub script: String,
+    pub version_id: String,
+    /// The version's share of traffic (0–100) in the deployment.
+    pub percentage: f64,
+    /// Versions the deployment splits traffic between (this one included).
+    pub of_versions: usize,
+}
+
+impl Pin {
+    /// The header's value: an RFC 8941 dictionary of one member, the script
+    /// name as key and the version id as an sf-string (`\` and `"`
+    /// escaped). A name or id the grammar cannot carry is an error, never a
+    /// header Cloudflare would ignore (which would leave the run unpinned).
+    pub fn header_value(&self) -> Result<String, PinError> {
+        let key = self.script.as_bytes();
+        let key_ok = key
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || *b == b'*')
+            && key.iter().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'-' | b'.' | b'*')
+            });
+        if !key_ok {
+            return Err(PinError::Script(self.script.clone()));
+        }
+        if !self.version_id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err(PinError::Version(self.version_id.clone()));
+        }
+        let mut value = String::with_capacity(self.script.len() + self.version_id.len() + 3);
+        value.push_str(&self.script);
+        value.push_str("=\"");
+        for c in self.version_id.chars() {
+            if c == '"' || c == '\\' {
+                value.push('\\');
+            }
+            value.push(c);
+        }
+        value.push('"');
+        Ok(value)
+    }
+}
+
 /// How many of an area's selected checks are still running.
 struct Areas(Vec<(&'static str, usize)>);
 
@@ -136,16 +201,39 @@ impl Conform {
     /// by a measurement when it starts, so a bucket is measured only once
     /// no other check spends it. A check whose task panics is an `error`.
     pub async fn run(&self) -> Result<(Report, Probe), ConformError> {
+        self.run_pinned(None, Arc::new(Redactor::new())).await
+    }
+
+    /// [`Conform::run`], pinned to one live version when `pin` is given
+    /// (every request carries its override header, every result names the
+    /// version and says what the header does and does not show), learning
+    /// every secret into `redactor` (an audit shares one across its runs).
+    /// The run has a request budget of its own (`target.budget`).
+    pub async fn run_pinned(
+        &self,
+        pin: Option<&Pin>,
+        redactor: Arc<Redactor>,
+    ) -> Result<(Report, Probe), ConformError> {
         let started_at = crate::now_rfc3339();
         let started = Instant::now();
-        let redactor = Arc::new(Redactor::new());
         for account in self.target.accounts.values() {
             redactor.learn(&account.password);
         }
         if let Some(key) = &self.target.service_key {
             redactor.learn(key);
         }
-        let probe = Probe::new(self.target.budget, redactor)?;
+        let mut probe = Probe::new(self.target.budget, redactor)?;
+        let pinned = match pin.map(|p| (p, p.header_value())) {
+            None => None,
+            Some((p, Ok(value))) => {
+                probe = probe.with_run_header(VERSION_OVERRIDES_HEADER, &value);
+                Some((p, Ok(value)))
+            }
+            Some((p, Err(e))) => Some((p, Err(e))),
+        };
+        if let Some((pin, Err(e))) = &pinned {
+            return Ok((self.unpinnable(pin, e, started_at, started), probe));
+        }
         let conform_ids: Vec<&str> = self
             .plan
             .checks
@@ -240,17 +328,16 @@ impl Conform {
         }
         // Plan order, so reports are stable.
         results.sort_by_key(|r| conform_ids.iter().position(|id| *id == r.id.as_str()));
-        let subject = Subject {
-            base_url: Some(self.target.base_url.to_string()),
-            vantages: self
-                .target
-                .vantages
-                .iter()
-                .skip(1)
-                .map(|v| v.to_string())
-                .collect(),
-            script: None,
-        };
+        if let Some((pin, Ok(value))) = &pinned {
+            let sent = probe.governor().sent_count();
+            for result in &mut results {
+                result.version = Some(pin.version_id.clone());
+                if result.status != crate::model::Status::Skip {
+                    result.evidence.insert(0, pinned_note(pin, value, sent));
+                }
+            }
+        }
+        let subject = self.subject();
         let report = Report::new(
             "conform",
             &self.plan.id,
@@ -269,9 +356,111 @@ impl Conform {
     }
 }
 
+/// What a pinned run's header shows, and what it does not.
+fn pinned_note(pin: &Pin, value: &str, sent: usize) -> crate::model::Evidence {
+    crate::model::Evidence::note(format!(
+        "run pinned to version {} ({}% of traffic, one of {} live versions): each of this run's {sent} requests carried `{VERSION_OVERRIDES_HEADER}: {value}`. Whether the Worker honoured the override cannot be observed from outside unless the versions answer differently; this result is for that version only if Cloudflare applied the header.",
+        pin.version_id, pin.percentage, pin.of_versions
+    ))
+}
+
+impl Conform {
+    /// The report of a run that could not be pinned: every selected check
+    /// an `error` naming why (an unpinned run would judge whichever version
+    /// Cloudflare picked), the rest skipped.
+    fn unpinnable(&self, pin: &Pin, e: &PinError, started_at: String, started: Instant) -> Report {
+        let results: Vec<CheckResult> = self
+            .plan
+            .checks
+            .iter()
+            .map(|c| c.id.as_str())
+            .filter(|id| !id.starts_with("verify."))
+            .map(|id| {
+                let finding = if self.selection.includes(id) {
+                    Finding::error(format!(
+                        "could not pin the run to version {}: {e}",
+                        pin.version_id
+                    ))
+                } else {
+                    Finding::skip("not selected (--only/--skip)")
+                };
+                let mut result = self.plan.conclude(id, finding, 0);
+                result.version = Some(pin.version_id.clone());
+                result
+            })
+            .collect();
+        Report::new(
+            "conform",
+            &self.plan.id,
+            self.subject(),
+            started_at,
+            started.elapsed().as_millis() as u64,
+            results,
+        )
+    }
+
+    fn subject(&self) -> Subject {
+        Subject {
+            base_url: Some(self.target.base_url.to_string()),
+            vantages: self
+                .target
+                .vantages
+                .iter()
+                .skip(1)
+                .map(|v| v.to_string())
+                .collect(),
+            script: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Selection;
+    use super::{Pin, PinError, Selection};
+
+    fn pin(script: &str, version: &str) -> Pin {
+        Pin {
+            script: script.into(),
+            version_id: version.into(),
+            percentage: 50.0,
+            of_versions: 2,
+        }
+    }
+
+    #[test]
+    fn the_override_header_is_an_rfc_8941_dictionary_of_one_member() {
+        assert_eq!(
+            pin("flarelink-auth", "dc8dcd28-271b-4367-9840-6c244f84cb40")
+                .header_value()
+                .unwrap(),
+            "flarelink-auth=\"dc8dcd28-271b-4367-9840-6c244f84cb40\""
+        );
+        assert_eq!(
+            pin("w_1.x", "a\"b\\c").header_value().unwrap(),
+            r#"w_1.x="a\"b\\c""#
+        );
+        // An sf-key starts with a lowercase letter or `*`.
+        assert!(matches!(
+            pin("1worker", "v").header_value(),
+            Err(PinError::Script(_))
+        ));
+        assert!(matches!(
+            pin("Worker", "v").header_value(),
+            Err(PinError::Script(_))
+        ));
+        assert!(matches!(
+            pin("", "v").header_value(),
+            Err(PinError::Script(_))
+        ));
+        assert!(matches!(
+            pin("w", "v\u{e9}").header_value(),
+            Err(PinError::Version(_))
+        ));
+        assert!(matches!(
+            pin("w", "v\n").header_value(),
+            Err(PinError::Version(_))
+        ));
+    }
 
     #[test]
     fn only_and_skip_globs() {

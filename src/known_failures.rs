@@ -217,6 +217,7 @@ mod tests {
             requirements: vec![],
             evidence: vec![],
             duration_ms: 1,
+            version: None,
         }
     }
 

@@ -249,6 +249,7 @@ impl Plan {
             requirements: planned.map(|p| p.requirements.clone()).unwrap_or_default(),
             evidence: finding.evidence,
             duration_ms,
+            version: None,
         }
     }
 }

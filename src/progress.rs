@@ -13,7 +13,8 @@
 //! progress.suite_started("cookie", 9);
 //! # let result = CheckResult { id: CheckId::new("cookie.secure").unwrap(), title: String::new(),
 //! #     status: Status::Pass, summary: String::new(), severity: None, level: None,
-//! #     help: String::new(), requirements: vec![], evidence: vec![], duration_ms: 0 };
+//! #     help: String::new(), requirements: vec![], evidence: vec![], duration_ms: 0,
+//! #     version: None };
 //! progress.check_finished("cookie", &result); // once per check id, as each concludes
 //! progress.suite_finished("cookie");
 //! ```

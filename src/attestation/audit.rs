@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::{Evidence, Report, Subject, Tool, Verdict};
+use crate::model::{Evidence, Report, Status, Subject, Tool, Verdict};
 use crate::plan::Plan;
 use crate::report::text;
 
 use super::statement::{STATEMENT_TYPE, Statement};
-use super::verify::{CheckRecord, Predicate, check_records};
+use super::verify::{DeploymentRecord, Predicate};
 
 /// The predicate type of a flareproof audit (verify and conform) run.
 pub const AUDIT_PREDICATE_TYPE: &str = "https://flareproof.dev/attestation/audit/v1";
@@ -27,7 +27,14 @@ pub struct AuditPredicate {
     pub tool: Tool,
     pub started_at: String,
     pub subject: Subject,
-    pub checks: Vec<CheckRecord>,
+    /// Every check's result; a conform result names the live version it is
+    /// for when that is known.
+    pub checks: Vec<AuditCheckRecord>,
+    /// The conform part per live version: which versions were run (pinned
+    /// with the override header, or the only version with traffic,
+    /// unpinned) and which were not (0 % share); empty when verify did not
+    /// read the deployment.
+    pub conform_versions: Vec<ConformVersionRecord>,
     /// Every measurement held to a bound (time to refusal per trial and
     /// vantage, …).
     pub measurements: Vec<MeasurementRecord>,
@@ -37,6 +44,30 @@ pub struct AuditPredicate {
     pub known_failures: BTreeMap<String, String>,
     /// The verify part's predicate; `null` when verify did not run.
     pub verify: Option<Predicate>,
+}
+
+/// One check's result in the audit predicate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditCheckRecord {
+    pub id: String,
+    pub status: Status,
+    pub summary: String,
+    /// The live version a conform result is for: the version its run was
+    /// pinned to, or the deployment's only version with traffic; absent for
+    /// verify checks and when the deployment is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// How the conform part treated one live version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConformVersionRecord {
+    pub version_id: String,
+    pub percentage: f64,
+    /// `pinned` (a run of its own, every request carrying
+    /// `Cloudflare-Workers-Version-Overrides`), `unpinned` (the only version
+    /// with traffic: one run, no header) or `not-run` (0 % share).
+    pub run: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,12 +126,16 @@ pub fn audit_statement(
     let mut measurements = Vec::new();
     let mut rate_limits = Vec::new();
     for check in &report.checks {
+        let check_id = match &check.version {
+            Some(v) => format!("{}@{v}", check.id),
+            None => check.id.to_string(),
+        };
         for evidence in &check.evidence {
             match evidence {
                 Evidence::Measurement(m) => {
                     if let Some(bound) = m.bound {
                         measurements.push(MeasurementRecord {
-                            check: check.id.to_string(),
+                            check: check_id.clone(),
                             name: m.name.clone(),
                             value: m.value,
                             unit: m.unit.clone(),
@@ -114,7 +149,7 @@ pub fn audit_statement(
                 Evidence::Timeline(t) => {
                     let (allowed, refused, _) = text::timeline_counts(t);
                     rate_limits.push(RateLimitRecord {
-                        check: check.id.to_string(),
+                        check: check_id.clone(),
                         bucket: t.bucket.clone(),
                         limit: t.limit,
                         window_s: t.window_s,
@@ -127,6 +162,8 @@ pub fn audit_statement(
             }
         }
     }
+    let (checks, conform_versions) =
+        versions_of(report, verify.and_then(|s| s.predicate.deployment.as_ref()));
     Statement {
         statement_type: STATEMENT_TYPE.to_owned(),
         subject: verify.map(|s| s.subject.clone()).unwrap_or_default(),
@@ -137,11 +174,71 @@ pub fn audit_statement(
             tool: report.tool.clone(),
             started_at: report.started_at.clone(),
             subject: report.subject.clone(),
-            checks: check_records(report),
+            checks,
+            conform_versions,
             measurements,
             rate_limits,
             known_failures,
             verify: verify.map(|s| s.predicate.clone()),
         },
     }
+}
+
+/// The check records (each conform result with the version it is for) and
+/// the per-version record of the conform part. A result pinned to a version
+/// names it; an unpinned conform result is for the deployment's only
+/// version with traffic when there is exactly one (otherwise for no version
+/// that can be named).
+fn versions_of(
+    report: &Report,
+    deployment: Option<&DeploymentRecord>,
+) -> (Vec<AuditCheckRecord>, Vec<ConformVersionRecord>) {
+    let serving: Vec<&str> = deployment
+        .map(|d| {
+            d.versions
+                .iter()
+                .filter(|v| v.percentage > 0.0)
+                .map(|v| v.version_id.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let sole = (serving.len() == 1).then(|| serving[0].to_owned());
+    let checks: Vec<AuditCheckRecord> = report
+        .checks
+        .iter()
+        .map(|c| AuditCheckRecord {
+            id: c.id.to_string(),
+            status: c.status,
+            summary: c.summary.clone(),
+            version: c
+                .version
+                .clone()
+                .or_else(|| (c.id.area() != "verify").then(|| sole.clone()).flatten()),
+        })
+        .collect();
+    let pinned = |id: &str| {
+        report
+            .checks
+            .iter()
+            .any(|c| c.version.as_deref() == Some(id))
+    };
+    let versions = deployment
+        .map(|d| {
+            d.versions
+                .iter()
+                .map(|v| ConformVersionRecord {
+                    version_id: v.version_id.clone(),
+                    percentage: v.percentage,
+                    run: if pinned(&v.version_id) {
+                        "pinned"
+                    } else if v.percentage > 0.0 && sole.as_deref() == Some(v.version_id.as_str()) {
+                        "unpinned"
+                    } else {
+                        "not-run"
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (checks, versions)
 }

@@ -148,4 +148,9 @@ pub struct CheckResult {
     pub evidence: Vec<Evidence>,
     /// Wall time the check took, in milliseconds.
     pub duration_ms: u64,
+    /// The live Worker version this (conform) result is for, when the run
+    /// was pinned to one version of a gradual deployment with the
+    /// `Cloudflare-Workers-Version-Overrides` header; none otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }

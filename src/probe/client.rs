@@ -198,6 +198,10 @@ pub struct Probe {
     patience: Option<Arc<Patience>>,
     /// The 429 waits of this probe and every patient clone of it.
     waits: Arc<Mutex<Vec<Duration>>>,
+    /// Headers sent on every request of the run (after the request's own,
+    /// which win on a clash): a run pinned to one Worker version sends
+    /// `Cloudflare-Workers-Version-Overrides` here.
+    run_headers: Arc<Vec<(String, String)>>,
 }
 
 /// How a patient probe waits out 429s (see [`Probe::patient`]).
@@ -237,7 +241,27 @@ impl Probe {
             epoch: Instant::now(),
             patience: None,
             waits: Arc::default(),
+            run_headers: Arc::default(),
         })
+    }
+
+    /// The same probe (budget, rate cap, redaction, clock), sending `name:
+    /// value` on every request of its own and of every clone made from it
+    /// (patient ones included), unless a request sets that header itself.
+    pub fn with_run_header(&self, name: &str, value: &str) -> Probe {
+        let mut headers = (*self.run_headers).clone();
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        headers.push((name.to_owned(), value.to_owned()));
+        Probe {
+            run_headers: Arc::new(headers),
+            ..self.clone()
+        }
+    }
+
+    /// The headers every request of this probe carries (see
+    /// [`Probe::with_run_header`]).
+    pub fn run_headers(&self) -> &[(String, String)] {
+        &self.run_headers
     }
 
     /// The same client (budget, rate cap, redaction, clock), except that a
@@ -327,6 +351,19 @@ impl Probe {
     }
 
     async fn send_once(&self, req: &Req) -> Result<Observed, ProbeError> {
+        let with_run_headers;
+        let req = if self.run_headers.is_empty() {
+            req
+        } else {
+            let mut r = req.clone();
+            for (name, value) in self.run_headers.iter() {
+                if !r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                    r.headers.push((name.clone(), value.clone()));
+                }
+            }
+            with_run_headers = r;
+            &with_run_headers
+        };
         self.governor.admit().await?;
         let at_ms = self.now_ms();
         let started = Instant::now();

@@ -45,10 +45,13 @@ pub fn render(report: &Report) -> Vec<u8> {
                     status
                 }
             };
-            let mut case = TestCase::new(check.id.as_str(), status);
+            let mut case = TestCase::new(text::label(check), status);
             case.set_classname(format!("{}.{area}", report.profile))
                 .set_time(Duration::from_millis(check.duration_ms));
             case.add_property(Property::new("title", check.title.as_str()));
+            if let Some(version) = &check.version {
+                case.add_property(Property::new("version", version.as_str()));
+            }
             for requirement in &check.requirements {
                 case.add_property(Property::new("requirement", requirement.as_str()));
             }

@@ -155,7 +155,7 @@ pub fn render(report: &Report) -> Vec<u8> {
             "| {} {} | `{}` | {} | {} | {} |",
             icon(check.status),
             check.status,
-            check.id,
+            cell(&text::label(check)),
             cell(&check.title),
             cell(&check.summary),
             cell(&check.requirements.join(", "))
@@ -173,7 +173,7 @@ fn failure(out: &mut String, check: &CheckResult) {
         out,
         "### {} `{}` {}\n",
         icon(check.status),
-        check.id,
+        cell(&text::label(check)),
         cell(&check.title)
     );
     let _ = writeln!(out, "**{}**: {}\n", check.status, cell(&check.summary));

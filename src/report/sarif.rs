@@ -132,12 +132,15 @@ fn result(check: &CheckResult, index: usize, artifact: &str) -> Value {
         .iter()
         .map(|e| text::cut(&text::evidence(e), text::BODY_LIMIT))
         .collect();
-    json!({
+    let mut result = json!({
         "ruleId": check.id.as_str(),
         "ruleIndex": index,
         "level": level,
         "kind": "fail",
-        "message": { "text": format!("{}: {}", check.title, check.summary) },
+        "message": { "text": match &check.version {
+            Some(v) => format!("{} (version {v}): {}", check.title, check.summary),
+            None => format!("{}: {}", check.title, check.summary),
+        } },
         "locations": [{
             "physicalLocation": {
                 "artifactLocation": { "uri": artifact },
@@ -145,13 +148,17 @@ fn result(check: &CheckResult, index: usize, artifact: &str) -> Value {
             },
             "logicalLocations": [{ "name": check.id.as_str(), "kind": "member" }],
         }],
-        "partialFingerprints": { "flareproofCheckId/v1": check.id.as_str() },
+        "partialFingerprints": { "flareproofCheckId/v1": text::label(check) },
         "properties": {
             "status": check.status.as_str(),
             "requirements": check.requirements,
             "evidence": evidence,
         },
-    })
+    });
+    if let Some(version) = &check.version {
+        result["properties"]["version"] = json!(version);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -172,6 +179,7 @@ mod tests {
             requirements: vec!["ASVS-3.4.2".into()],
             evidence: vec![],
             duration_ms: 1,
+            version: None,
         };
         let report = Report::new(
             "conform",

@@ -23,6 +23,15 @@ pub fn areas(checks: &[CheckResult]) -> Vec<(&str, Vec<&CheckResult>)> {
     areas
 }
 
+/// The check id as reports show it: with ` @ <version>` when the result is
+/// for one pinned version of a gradual deployment; the bare id otherwise.
+pub fn label(check: &CheckResult) -> String {
+    match &check.version {
+        Some(v) => format!("{} @ {v}", check.id),
+        None => check.id.to_string(),
+    }
+}
+
 /// Cuts `s` to at most `limit` bytes on a char boundary, saying so.
 pub fn cut(s: &str, limit: usize) -> String {
     if s.len() <= limit {

@@ -8,6 +8,7 @@ mod families;
 mod fixture;
 mod hostile;
 mod ingress;
+mod pinned;
 mod probe;
 mod provenance;
 mod registry;

@@ -184,6 +184,7 @@ fn sarif_of_the_real_plan_validates_with_help_and_severity() {
             requirements: p.requirements.clone(),
             evidence: vec![],
             duration_ms: 1,
+            version: None,
         })
         .collect();
     let report = Report::new(

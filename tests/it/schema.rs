@@ -90,6 +90,7 @@ pub fn every_status_report() -> Report {
             requirements: vec!["flarelink-auth/v1:cookie".into()],
             evidence: evidence.clone(),
             duration_ms: 5,
+            version: None,
         })
         .collect();
     Report::new(

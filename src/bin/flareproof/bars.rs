@@ -110,6 +110,7 @@ mod tests {
             requirements: vec![],
             evidence: vec![],
             duration_ms: 0,
+            version: None,
         };
         bars.check_finished("cookie", &result);
         bars.check_finished("unknown", &result);

@@ -152,6 +152,7 @@ mod tests {
             requirements: vec![],
             evidence: vec![],
             duration_ms: 0,
+            version: None,
         }
     }
 

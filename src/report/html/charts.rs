@@ -446,6 +446,7 @@ mod tests {
             requirements: vec![],
             evidence,
             duration_ms: 0,
+            version: None,
         }
     }
 

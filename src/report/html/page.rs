@@ -9,9 +9,21 @@ use crate::report::text;
 use super::charts::{revocation_charts, timeline_charts};
 use super::svg::esc;
 
-/// An id usable as a fragment: check ids are already `[a-z0-9.-]`.
+/// An id usable as a fragment: check ids are already `[a-z0-9.-]`; a
+/// pinned result's version (from the API) keeps only its ASCII letters,
+/// digits and `-`, so each version's result has an anchor of its own.
 fn anchor(check: &CheckResult) -> String {
-    format!("check-{}", check.id.as_str().replace('.', "-"))
+    let id = check.id.as_str().replace('.', "-");
+    match &check.version {
+        Some(v) => {
+            let v: String = v
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            format!("check-{id}--{v}")
+        }
+        None => format!("check-{id}"),
+    }
 }
 
 pub(super) fn badge(status: Status) -> String {
@@ -218,10 +230,10 @@ fn areas(out: &mut String, report: &Report) {
                 format!(
                     "<a href=\"#{}\"><code>{}</code></a>",
                     anchor(check),
-                    esc(check.id.as_str())
+                    esc(&text::label(check))
                 )
             } else {
-                format!("<code>{}</code>", esc(check.id.as_str()))
+                format!("<code>{}</code>", esc(&text::label(check)))
             };
             let _ = writeln!(
                 out,
@@ -246,7 +258,7 @@ fn failure(out: &mut String, check: &CheckResult) {
         check.status,
         anchor(check),
         badge(check.status),
-        esc(check.id.as_str()),
+        esc(&text::label(check)),
         esc(&check.title),
         esc(&check.summary)
     );
