@@ -160,8 +160,7 @@ async fn app_done(ctx: &Ctx, kind: Revocation) -> Arc<tokio::sync::watch::Sender
 }
 
 /// Says when the password work (sign-ups, sign-ins) of `kind`'s trials is
-/// over (sent `true` once every trial has its tokens, or when the trials
-/// end).
+/// over (sent `true` once every trial has revoked, or when the trials end).
 async fn passwords_done(ctx: &Ctx, kind: Revocation) -> Arc<tokio::sync::watch::Sender<bool>> {
     signal(ctx, kind, "passwords-done").await
 }
@@ -223,7 +222,8 @@ impl Drop for Ticket<'_> {
 /// What a trial tells the checks waiting on it.
 #[derive(Clone, Copy)]
 struct Signals<'a> {
-    /// Punched once the trial has its tokens.
+    /// Punched once the trial has revoked (its sign-ups, sign-ins and
+    /// priming are done).
     passwords: &'a Ticket<'a>,
     /// Sent once trial 1's app-route replays are over.
     app_done: &'a tokio::sync::watch::Sender<bool>,
@@ -466,7 +466,6 @@ async fn trial(
         let (second, _) = sign_in_as(ctx, account, Jar::new()).await?;
         tokens.push(("other session", second));
     }
-    signals.passwords.punch();
     let primed = tokens
         .iter()
         .map(|(label, identity)| (*label, identity))
@@ -500,6 +499,9 @@ async fn trial(
         .jar(&revoking.jar)
         .json(&json!({}));
     let revoked = ctx.probe.send(req).await?;
+    // The trial's chain has started (what follows is the watch, of a fixed
+    // length): other checks' sign-ins may hash now.
+    signals.passwords.punch();
     let revoked_at = Instant::now();
     let revoked_ms = ctx.probe.now_ms();
     if revoked.status != 200 {
