@@ -104,7 +104,7 @@ fn shape(url: &str, problem: impl Into<String>) -> ApiError {
 }
 
 /// Fields a binding keeps its target in, by binding type.
-const TARGET_FIELDS: [&str; 12] = [
+pub const TARGET_FIELDS: [&str; 12] = [
     "id",
     "database_id",
     "namespace_id",
@@ -171,7 +171,11 @@ fn bindings(url: &str, value: Option<&Value>) -> Result<Vec<DeployedBinding>, Ap
     Ok(out)
 }
 
-fn strings(url: &str, value: Option<&Value>, what: &str) -> Result<Vec<String>, ApiError> {
+pub(super) fn strings(
+    url: &str,
+    value: Option<&Value>,
+    what: &str,
+) -> Result<Vec<String>, ApiError> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items

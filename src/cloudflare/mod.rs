@@ -22,8 +22,8 @@ pub use envelope::{ApiMessage, Envelope};
 pub use error::ApiError;
 pub use ingress::{CustomDomain, Ingress, Route, WorkersDev};
 pub use live::{
-    Deployment, Live, LiveVersion, ModulesSource, Observers, VersionData, fetch_live,
-    fetch_live_in_zone,
+    Deployment, Live, LiveVersion, ModulesSource, Observers, TARGET_FIELDS, VersionData,
+    fetch_live, fetch_live_in_zone,
 };
 pub use multipart::MultipartError;
 pub use provenance::{Dependencies, PackageDependency, Provenance, parse_provenance};

@@ -63,18 +63,7 @@ impl View {
 }
 
 fn strings(url: &str, value: Option<&Value>, what: &str) -> Result<BTreeSet<String>, ApiError> {
-    match value {
-        None | Some(Value::Null) => Ok(BTreeSet::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| shape(url, format!("`{what}` holds a non-string")))
-            })
-            .collect(),
-        Some(_) => Err(shape(url, format!("`{what}` is not a list"))),
-    }
+    super::live::strings(url, value, what).map(|v| v.into_iter().collect())
 }
 
 fn boolean(url: &str, value: Option<&Value>, what: &str) -> Result<Option<bool>, ApiError> {

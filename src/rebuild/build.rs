@@ -174,6 +174,7 @@ mod tests {
             non_artifacts: vec![],
             link: vec![],
             main_module: None,
+            hard_link: false,
         };
         rebuild(&recipe, true).await.unwrap()
     }
@@ -197,6 +198,7 @@ mod tests {
             non_artifacts: vec![],
             link: vec!["node_modules".into()],
             main_module: None,
+            hard_link: true,
         };
         let r = rebuild(&recipe, false).await.unwrap();
         assert!(r.difference.is_none(), "{:?}", r.difference);

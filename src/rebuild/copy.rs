@@ -1,8 +1,8 @@
 //! Copying the source into an isolated folder; large dependency folders
-//! (`link`) are hard-linked file by file instead of copied (or symlinked
-//! when the copy is on another filesystem).
+//! (`link`) are symlinked instead of copied, or hard-linked file by file
+//! (symlinked when the copy is on another filesystem) with `hard_link`.
 //!
-//! Hard links, not a symlink, by default: a bundler resolves a symlinked
+//! Hard links, not a symlink, for wrangler: a bundler that resolves a symlinked
 //! `node_modules` to its real path and writes that path, relative to the
 //! build folder, into the bundle (esbuild's `// ../../src/node_modules/…`
 //! comments, as wrangler's builds have them), so two copies at different
@@ -11,10 +11,15 @@
 use std::path::Path;
 
 /// Copies `from` into `to` (created), except `.git` and the top-level
-/// entries in `link`, whose folders are recreated and whose files are
-/// hard-linked to the original's (a symlink to the original when hard links
-/// cannot be made). Symlinks are kept as symlinks.
-pub fn copy_source(from: &Path, to: &Path, link: &[String]) -> std::io::Result<()> {
+/// entries in `link`: symlinked to the original, or with `hard_link` their
+/// folders recreated and their files hard-linked to the original's (a
+/// symlink when hard links cannot be made). Symlinks are kept as symlinks.
+pub fn copy_source(
+    from: &Path,
+    to: &Path,
+    link: &[String],
+    hard_link: bool,
+) -> std::io::Result<()> {
     fs_err::create_dir_all(to)?;
     for entry in fs_err::read_dir(from)? {
         let entry = entry?;
@@ -25,7 +30,7 @@ pub fn copy_source(from: &Path, to: &Path, link: &[String]) -> std::io::Result<(
         }
         let (src, dst) = (entry.path(), to.join(&name));
         if link.iter().any(|l| l.trim_end_matches('/') == name_str) {
-            if hard_link_entry(&src, &dst).is_err() {
+            if !hard_link || hard_link_entry(&src, &dst).is_err() {
                 if fs_err::symlink_metadata(&dst).is_ok() {
                     remove_entry(&dst)?;
                 }
@@ -92,7 +97,7 @@ mod tests {
         fs_err::write(src.join("lib/deep/a.js"), "a").unwrap();
         fs_err::write(src.join("node_modules/x/i.js"), "x").unwrap();
         let dst = tmp.path().join("dst");
-        copy_source(&src, &dst, &["node_modules".into()]).unwrap();
+        copy_source(&src, &dst, &["node_modules".into()], true).unwrap();
         assert_eq!(
             fs_err::read_to_string(dst.join("lib/deep/a.js")).unwrap(),
             "a"
@@ -111,5 +116,10 @@ mod tests {
             "a folder of its own, so the bundler sees it inside the copy"
         );
         assert!(!dst.join(".git").exists());
+        // Without `hard_link`: one symlink to the original folder.
+        let dst = tmp.path().join("dst-symlinked");
+        copy_source(&src, &dst, &["node_modules".into()], false).unwrap();
+        let meta = fs_err::symlink_metadata(dst.join("node_modules")).unwrap();
+        assert!(meta.file_type().is_symlink());
     }
 }

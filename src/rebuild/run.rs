@@ -33,9 +33,17 @@ pub struct Recipe {
     /// Globs (relative to the output folder) of files that are not upload
     /// modules, such as wrangler's timestamped `README.md`.
     pub non_artifacts: Vec<String>,
-    /// Top-level entries of the source hard-linked into each copy instead of
-    /// copied (`node_modules`; symlinked across filesystems).
+    /// Top-level entries of the source linked into each copy instead of
+    /// copied (`node_modules`): symlinked, or hard-linked file by file with
+    /// `hard_link`.
     pub link: Vec<String>,
+    /// Hard-link the `link` entries (a folder of their own in each copy)
+    /// instead of symlinking them: for bundlers that resolve a symlinked
+    /// `node_modules` to its real path and write that path into the bundle
+    /// (wrangler's esbuild), which would differ between copies at different
+    /// depths. Slower on a large `node_modules` (every file is linked), so
+    /// the wrangler preset turns it on and other recipes leave it off.
+    pub hard_link: bool,
     /// The entry module, when the output does not say (no `manifest.json`).
     pub main_module: Option<String>,
 }
@@ -229,12 +237,13 @@ pub async fn run_recipe(
     let (out, home) = (root.join("out"), root.join(variation.home));
     {
         let (from, to, link) = (recipe.source.clone(), src.clone(), recipe.link.clone());
+        let hard_link = recipe.hard_link;
         let copy_err = |source| RebuildError::Copy {
             from: recipe.source.display().to_string(),
             to: src.display().to_string(),
             source,
         };
-        tokio::task::spawn_blocking(move || copy_source(&from, &to, &link))
+        tokio::task::spawn_blocking(move || copy_source(&from, &to, &link, hard_link))
             .await
             .map_err(RebuildError::Join)?
             .map_err(copy_err)?;
@@ -335,6 +344,7 @@ mod tests {
             non_artifacts: vec!["README.md".into()],
             link: vec![],
             main_module: None,
+            hard_link: false,
         }
     }
 

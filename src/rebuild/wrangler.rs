@@ -33,6 +33,8 @@ pub struct PresetRecipe {
     pub non_artifacts: Vec<String>,
     pub link: Vec<String>,
     pub main_module: Option<String>,
+    /// Hard-link `link` into each copy (see [`super::Recipe::hard_link`]).
+    pub hard_link: bool,
 }
 
 impl WranglerPreset {
@@ -72,6 +74,9 @@ impl WranglerPreset {
             non_artifacts,
             link: vec!["node_modules".to_owned()],
             main_module: self.main_module.clone(),
+            // wrangler's esbuild follows a symlinked node_modules to its
+            // real path and writes that path into the bundle.
+            hard_link: true,
         }
     }
 }

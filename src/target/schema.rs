@@ -302,6 +302,10 @@ pub struct VerifySection {
     /// `wrangler.toml`), relative to `source`: the declaration.
     #[serde(default)]
     pub wrangler: Option<std::path::PathBuf>,
+    /// Hard-link the `link` entries into each copy instead of symlinking
+    /// them (default: on for `recipe = "wrangler"`, off otherwise).
+    #[serde(default)]
+    pub hard_link: Option<bool>,
     /// The wrangler environment (`[env.<name>]`) that is deployed.
     #[serde(default)]
     pub wrangler_env: Option<String>,

@@ -100,6 +100,7 @@ impl VerifySection {
             non_artifacts: self.non_artifacts,
             link: self.link,
             main_module: self.main_module,
+            hard_link: self.hard_link.unwrap_or(false),
         };
         match self.recipe {
             RecipeSpec::Command(command) => recipe.command = command,
@@ -122,6 +123,7 @@ impl VerifySection {
                     recipe.link = preset.link;
                 }
                 recipe.main_module = recipe.main_module.or(preset.main_module);
+                recipe.hard_link = self.hard_link.unwrap_or(preset.hard_link);
             }
         }
         let script = self

@@ -619,23 +619,10 @@ const LISTS: &[(&str, Kind)] = &[
     ),
 ];
 
-/// The fields a listed binding keeps its target in, first found wins: the
-/// same list, in the same order, as `src/cloudflare/live.rs` reads deployed
-/// bindings with, so both sides name a binding's target alike.
-const TARGET_FIELDS: [&str; 12] = [
-    "id",
-    "database_id",
-    "namespace_id",
-    "bucket_name",
-    "service",
-    "queue_name",
-    "index_name",
-    "dataset",
-    "class_name",
-    "workflow_name",
-    "namespace",
-    "certificate_id",
-];
+// The fields a listed binding keeps its target in, first found wins: the
+// list `src/cloudflare/live.rs` reads deployed bindings with, so both sides
+// name a binding's target alike.
+use crate::cloudflare::TARGET_FIELDS;
 
 /// A binding as the API would list it, read into a declared binding: its
 /// target through the same fields the deployed side reads.

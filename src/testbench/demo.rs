@@ -72,6 +72,7 @@ pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTar
             non_artifacts: vec!["README.md".to_owned()],
             link: vec!["node_modules".to_owned()],
             main_module: None,
+            hard_link: false,
         },
         bisect: true,
         script: REFERENCE_SCRIPT.to_owned(),

@@ -98,6 +98,7 @@ fn deployed_bundle() -> &'static Bundle {
             non_artifacts: vec!["README.md".into(), "index.js.map".into()],
             link: vec!["node_modules".into()],
             main_module: Some(MAIN_MODULE.into()),
+            hard_link: true,
         };
         let tmp = tempfile::tempdir().unwrap();
         std::thread::spawn(move || {
@@ -266,6 +267,10 @@ fn the_declaration_read_from_wrangler_jsonc_equals_what_the_stand_in_serves() {
     assert!(command.ends_with("--env production"), "{command}");
     assert_eq!(target.recipe.env["WRANGLER_SEND_METRICS"], "false");
     assert_eq!(target.recipe.main_module.as_deref(), Some(MAIN_MODULE));
+    assert!(
+        target.recipe.hard_link,
+        "wrangler's esbuild follows symlinks"
+    );
 }
 
 #[test]
