@@ -70,7 +70,11 @@ pub fn reference_verify_target(fixtures: &Path, api_base: url::Url) -> VerifyTar
                 .to_vec(),
             env: BTreeMap::new(),
             non_artifacts: vec!["README.md".to_owned()],
-            link: vec!["node_modules".to_owned()],
+            // The second reference Worker (and its own node_modules) sits
+            // in the same folder: linked, not copied into every build.
+            link: ["node_modules", "wrangler-worker"]
+                .map(str::to_owned)
+                .to_vec(),
             main_module: None,
             hard_link: false,
         },

@@ -160,7 +160,7 @@ pub fn verify_section(
         r#"[verify]
 source = "{fixtures}"
 recipe = {recipe}
-link = ["node_modules"]
+link = ["node_modules", "wrangler-worker"]
 non_artifacts = ["README.md"]
 script = "flarelink-auth"
 compatibility_date = "2025-09-01"
