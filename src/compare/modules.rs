@@ -53,19 +53,7 @@ impl ModulesComparison {
     /// [`ModulesComparison::describe`] without the content types and the
     /// entry module.
     pub fn describe_bytes(&self) -> String {
-        let mut parts = Vec::new();
-        for d in &self.differing {
-            parts.push(format!("`{}` differs from byte {}", d.name, d.offset));
-        }
-        if !self.missing.is_empty() {
-            parts.push(format!(
-                "missing from the deployment: {}",
-                quoted(&self.missing)
-            ));
-        }
-        if !self.extra.is_empty() {
-            parts.push(format!("deployed but not rebuilt: {}", quoted(&self.extra)));
-        }
+        let parts = self.byte_problems();
         if parts.is_empty() {
             format!(
                 "{} module(s) byte-identical (aggregate sha256 over bytes, content types and \
@@ -79,18 +67,8 @@ impl ModulesComparison {
         }
     }
 
-    /// Every module is present on both sides with equal bytes and types, and
-    /// the entry module agrees.
-    pub fn matches(&self) -> bool {
-        self.missing.is_empty()
-            && self.extra.is_empty()
-            && self.differing.is_empty()
-            && self.content_type_mismatch.is_empty()
-            && !self.main_mismatch()
-    }
-
-    /// One sentence naming every problem, for a check's summary.
-    pub fn describe(&self) -> String {
+    /// One phrase per differing, missing or extra module.
+    fn byte_problems(&self) -> Vec<String> {
         let mut parts = Vec::new();
         for d in &self.differing {
             parts.push(format!("`{}` differs from byte {}", d.name, d.offset));
@@ -104,6 +82,18 @@ impl ModulesComparison {
         if !self.extra.is_empty() {
             parts.push(format!("deployed but not rebuilt: {}", quoted(&self.extra)));
         }
+        parts
+    }
+
+    /// Every module is present on both sides with equal bytes and types, and
+    /// the entry module agrees.
+    pub fn matches(&self) -> bool {
+        self.bytes_match() && self.content_type_mismatch.is_empty() && !self.main_mismatch()
+    }
+
+    /// One sentence naming every problem, for a check's summary.
+    pub fn describe(&self) -> String {
+        let mut parts = self.byte_problems();
         if !self.content_type_mismatch.is_empty() {
             parts.push(format!(
                 "content type differs: {}",

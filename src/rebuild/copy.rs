@@ -44,19 +44,7 @@ pub fn copy_source(
 }
 
 fn hard_link_entry(src: &Path, dst: &Path) -> std::io::Result<()> {
-    let meta = fs_err::symlink_metadata(src)?;
-    if meta.file_type().is_symlink() {
-        fs_err::os::unix::fs::symlink(fs_err::read_link(src)?, dst)?;
-    } else if meta.is_dir() {
-        fs_err::create_dir_all(dst)?;
-        for entry in fs_err::read_dir(src)? {
-            let entry = entry?;
-            hard_link_entry(&entry.path(), &dst.join(entry.file_name()))?;
-        }
-    } else {
-        fs_err::hard_link(src, dst)?;
-    }
-    Ok(())
+    walk(src, dst, &|s, d| fs_err::hard_link(s, d))
 }
 
 fn remove_entry(path: &Path) -> std::io::Result<()> {
@@ -68,6 +56,16 @@ fn remove_entry(path: &Path) -> std::io::Result<()> {
 }
 
 fn copy_entry(src: &Path, dst: &Path) -> std::io::Result<()> {
+    walk(src, dst, &|s, d| fs_err::copy(s, d).map(drop))
+}
+
+/// Recreates `src` at `dst`: folders as folders, symlinks as symlinks, and
+/// each file with `file` (a copy or a hard link).
+fn walk(
+    src: &Path,
+    dst: &Path,
+    file: &dyn Fn(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let meta = fs_err::symlink_metadata(src)?;
     if meta.file_type().is_symlink() {
         fs_err::os::unix::fs::symlink(fs_err::read_link(src)?, dst)?;
@@ -75,10 +73,10 @@ fn copy_entry(src: &Path, dst: &Path) -> std::io::Result<()> {
         fs_err::create_dir_all(dst)?;
         for entry in fs_err::read_dir(src)? {
             let entry = entry?;
-            copy_entry(&entry.path(), &dst.join(entry.file_name()))?;
+            walk(&entry.path(), &dst.join(entry.file_name()), file)?;
         }
     } else {
-        fs_err::copy(src, dst)?;
+        file(src, dst)?;
     }
     Ok(())
 }
