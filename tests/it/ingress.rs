@@ -18,7 +18,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{REFERENCE_ACCOUNT, reference_scenario, reference_verify_target};
+use crate::support::{REFERENCE_ACCOUNT, reference_scenario};
 
 const TOKEN: &str = "cf-ingress-token-Vb72kPq9Lx3M";
 
@@ -72,10 +72,7 @@ fn faithful() -> Scenario {
 }
 
 fn target() -> VerifyTarget {
-    reference_verify_target(
-        &crate::support::fixtures_dir(),
-        url::Url::parse("http://x.test/").unwrap(),
-    )
+    crate::support::reference_target()
 }
 
 async fn serve(s: &Scenario) -> MockServer {

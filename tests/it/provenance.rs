@@ -14,9 +14,7 @@ use flareproof::target::VerifyTarget;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{
-    REFERENCE_ACCOUNT, fixtures_dir, reference_scenario, reference_verify_target,
-};
+use crate::support::{REFERENCE_ACCOUNT, reference_scenario};
 use crate::verify::{api, mount};
 
 const TOKEN: &str = "cf-prov-token-Wm42Kd9Lq0Zr";
@@ -35,7 +33,7 @@ fn scenario() -> Scenario {
 }
 
 fn target() -> VerifyTarget {
-    reference_verify_target(&fixtures_dir(), url::Url::parse("http://x.test/").unwrap())
+    crate::support::reference_target()
 }
 
 fn client(server: &MockServer) -> Client {

@@ -16,11 +16,10 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{fixtures_dir, reference_verify_target};
 use crate::verify::{api, api_client, faithful, fast, mount, shared_rebuild};
 
 fn target() -> VerifyTarget {
-    reference_verify_target(&fixtures_dir(), url::Url::parse("http://x.test/").unwrap())
+    crate::support::reference_target()
 }
 
 /// Serves `s` (plus `extra` mocks, mounted first at a higher priority) and

@@ -19,6 +19,12 @@ pub use flareproof::testbench::fixture::{
     Fixture, FixtureInfo, FixtureOptions, ensure_installed, fixtures_dir,
 };
 
+/// The reference Worker's verify target, for tests that judge checks on
+/// their own (its API base is never used: they read a wiremock stand-in).
+pub fn reference_target() -> flareproof::target::VerifyTarget {
+    reference_verify_target(&fixtures_dir(), url::Url::parse("http://x.test/").unwrap())
+}
+
 /// Reference Workers alive at once across the whole test binary: each is a
 /// workerd plus scrypt sign-ins, and the machine has 2 cores.
 const MAX_LIVE_FIXTURES: usize = 2;
