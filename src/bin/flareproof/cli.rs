@@ -34,6 +34,12 @@ pub enum Command {
     /// It reads no config: its target is the reference Worker it starts
     /// (Node.js 20 and npm on PATH, from the repository root).
     Demo(DemoArgs),
+    /// Check a signed attestation: its signature offline, and with a
+    /// config whether what is live is still what it attests.
+    Attestation(AttestationArgs),
+    /// Poll the active deployment and verify every change (a new
+    /// deployment, a new version, a settings or observer change).
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +50,8 @@ pub struct VerifyArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +74,75 @@ pub struct AuditArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestationArgs {
+    #[command(subcommand)]
+    pub command: AttestationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestationCommand {
+    /// Check an `attestation.dsse.json`'s signature and statement; with
+    /// `--config`, read the live deployment and say whether every version
+    /// with traffic is still among the attested ones, with the attested
+    /// settings. Exit 0 unchanged, 1 changed or a bad signature, 2 could
+    /// not tell.
+    Verify(AttestationVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttestationVerifyArgs {
+    /// The DSSE envelope (`attestation.dsse.json`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The signer's public key (SPKI PEM, ECDSA P-256 or Ed25519).
+    #[arg(long, value_name = "PUBLIC.pem")]
+    pub key: PathBuf,
+    /// The target config: compare the attestation with what is live.
+    /// Without it only the signature and the statement are checked
+    /// (offline).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// Seconds between two reads of the deployment (clamped to stay well
+    /// inside the API's 1,200 requests per 5 minutes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub interval: u64,
+    /// Read once, compare with `--state`, verify if it changed, and exit
+    /// (the cron form).
+    #[arg(long, requires = "state")]
+    pub once: bool,
+    /// The deployment last seen (JSON), updated only after a verdict.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Stop at the first run that does not pass, with its exit code.
+    #[arg(long)]
+    pub exit_on_fail: bool,
+    /// Run `audit` (verify and conform) on a change instead of `verify`.
+    #[arg(long)]
+    pub conform: bool,
+    /// One JSON object per event on stdout instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +198,19 @@ pub struct RunArgs {
     /// `skip` with its reason; a listed check that passes is a `fail`.
     #[arg(long, value_name = "FILE")]
     pub known_failures: Option<PathBuf>,
+}
+
+/// How an attestation is signed: `attestation.dsse.json` (and the
+/// verification summary's envelope) beside `attestation.json`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Sign with this private key (PKCS#8 PEM, ECDSA P-256 or Ed25519,
+    /// unencrypted).
+    #[arg(long, value_name = "FILE", conflicts_with = "sign_key_env")]
+    pub sign_key: Option<PathBuf>,
+    /// Sign with the PKCS#8 PEM key held in this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub sign_key_env: Option<String>,
 }
 
 /// How `verify` reaches the Cloudflare API.

@@ -67,6 +67,9 @@ pub enum ExpectedError {
     /// nothing is written.
     #[error(transparent)]
     Scrub(#[from] flareproof::probe::ScrubError),
+    /// A command whose implementation is still to come (placeholder).
+    #[error("run `{0}`: not built yet")]
+    NotBuilt(&'static str),
 }
 
 impl ExpectedError {

@@ -1,11 +1,13 @@
 //! One module per command; here, what several of them share: loading the
 //! known failures, the config and its secrets, the check selection.
 
+mod attestation;
 mod audit;
 mod conform;
 mod demo;
 mod list;
 mod verify;
+mod watch;
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +29,8 @@ pub fn run(command: Command) -> Result<u8, ExpectedError> {
         Command::Conform(args) => runtime()?.block_on(conform::run(&args)),
         Command::Audit(args) => runtime()?.block_on(audit::run(&args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&args)),
+        Command::Attestation(args) => runtime()?.block_on(attestation::run(&args)),
+        Command::Watch(args) => runtime()?.block_on(watch::run(&args)),
     }
 }
 
