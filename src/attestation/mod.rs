@@ -10,6 +10,7 @@
 //! if it wants a signature.
 
 mod audit;
+pub mod dsse;
 mod statement;
 mod verify;
 
