@@ -5,6 +5,7 @@ mod attestation;
 mod audit;
 mod conform;
 mod demo;
+mod diff;
 mod list;
 mod verify;
 mod watch;
@@ -33,6 +34,7 @@ pub fn run(command: Command) -> Result<u8, ExpectedError> {
         Command::Demo(args) => runtime()?.block_on(demo::run(&args)),
         Command::Attestation(args) => runtime()?.block_on(attestation::run(&args)),
         Command::Watch(args) => runtime()?.block_on(watch::run(&args)),
+        Command::Diff(args) => diff::run(&args),
     }
 }
 
