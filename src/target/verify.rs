@@ -78,7 +78,8 @@ impl VerifySection {
         self.validate(config_path)?;
         let base = Path::new(config_path)
             .parent()
-            .unwrap_or_else(|| Path::new(""));
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
         let source = base.join(&self.source);
         let source = std::path::absolute(&source).map_err(|source_err| TargetError::Read {
             path: source.display().to_string(),

@@ -9,6 +9,7 @@ mod families;
 mod fixture;
 mod hostile;
 mod ingress;
+mod init;
 mod pinned;
 mod probe;
 mod provenance;

@@ -44,6 +44,10 @@ pub enum Command {
     /// and the measurements side by side, new failures first. Exit 1 when
     /// NEW fails a check BASE did not.
     Diff(DiffArgs),
+    /// Write a commented `flareproof.toml` for a tenant: what the wrangler
+    /// config says, the rest asked on a terminal or given as flags. Never
+    /// writes a secret, only the names of the variables holding them.
+    Init(InitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +155,93 @@ pub struct WatchArgs {
     /// One JSON object per event on stdout instead of a line of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The config to write.
+    #[arg(long, default_value = "flareproof.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// The Worker's wrangler config (default: the first of wrangler.jsonc,
+    /// wrangler.json, wrangler.toml in the current folder).
+    #[arg(long, value_name = "FILE")]
+    pub wrangler: Option<PathBuf>,
+    /// The wrangler environment that is deployed (`env.<NAME>`).
+    #[arg(long, value_name = "NAME")]
+    pub wrangler_env: Option<String>,
+    /// Overwrite an existing config.
+    #[arg(long)]
+    pub force: bool,
+    /// Never prompt: fail naming every value neither a flag nor a default
+    /// gives (also when stdin is not a terminal).
+    #[arg(long)]
+    pub non_interactive: bool,
+    #[command(flatten)]
+    pub answers: InitAnswers,
+}
+
+/// One flag per question `init` asks (see `flareproof::init::questions`).
+#[derive(Debug, Default, Args)]
+pub struct InitAnswers {
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<String>,
+    #[arg(long, value_name = "EMAIL")]
+    pub free_email: Option<String>,
+    #[arg(long, value_name = "VAR")]
+    pub free_password_env: Option<String>,
+    #[arg(long, value_name = "EMAIL")]
+    pub free2_email: Option<String>,
+    #[arg(long, value_name = "VAR")]
+    pub free2_password_env: Option<String>,
+    #[arg(long, value_name = "EMAIL")]
+    pub pro_email: Option<String>,
+    #[arg(long, value_name = "VAR")]
+    pub pro_password_env: Option<String>,
+    #[arg(long, value_name = "EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, value_name = "VAR")]
+    pub admin_password_env: Option<String>,
+    #[arg(long, value_name = "VAR")]
+    pub service_key_env: Option<String>,
+    #[arg(long, value_name = "SECONDS")]
+    pub window_s: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub limit_anonymous: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub limit_free: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub limit_pro: Option<String>,
+    #[arg(long, value_name = "SECONDS")]
+    pub revocation_bound_s: Option<String>,
+}
+
+impl InitAnswers {
+    /// The answers given, by flag name.
+    pub fn given(&self) -> Vec<(&'static str, &str)> {
+        let all = [
+            ("base-url", &self.base_url),
+            ("origin", &self.origin),
+            ("free-email", &self.free_email),
+            ("free-password-env", &self.free_password_env),
+            ("free2-email", &self.free2_email),
+            ("free2-password-env", &self.free2_password_env),
+            ("pro-email", &self.pro_email),
+            ("pro-password-env", &self.pro_password_env),
+            ("admin-email", &self.admin_email),
+            ("admin-password-env", &self.admin_password_env),
+            ("service-key-env", &self.service_key_env),
+            ("window-s", &self.window_s),
+            ("limit-anonymous", &self.limit_anonymous),
+            ("limit-free", &self.limit_free),
+            ("limit-pro", &self.limit_pro),
+            ("revocation-bound-s", &self.revocation_bound_s),
+        ];
+        all.into_iter()
+            .filter_map(|(flag, v)| v.as_deref().map(|v| (flag, v)))
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +401,41 @@ mod tests {
             );
         }
         assert!(Cli::try_parse_from(["flareproof", "verify", "--format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn init_has_a_flag_for_every_question_and_no_other() {
+        let command = Cli::command();
+        let init = command.find_subcommand("init").unwrap();
+        let flags: Vec<&str> = init.get_arguments().filter_map(|a| a.get_long()).collect();
+        for q in flareproof::init::questions(None) {
+            assert!(flags.contains(&q.flag.as_str()), "no --{}", q.flag);
+        }
+        let answers = InitAnswers {
+            limit_pro: Some("1".into()),
+            ..Default::default()
+        };
+        assert_eq!(answers.given(), [("limit-pro", "1")]);
+        // Every flag `given` names is a question.
+        let questions: Vec<String> = flareproof::init::questions(None)
+            .into_iter()
+            .map(|q| q.flag)
+            .collect();
+        let cli = Cli::try_parse_from(
+            std::iter::once("flareproof".to_owned())
+                .chain(["init".to_owned()])
+                .chain(
+                    questions
+                        .iter()
+                        .flat_map(|f| [format!("--{f}"), "x".to_owned()]),
+                ),
+        )
+        .unwrap();
+        let Command::Init(args) = cli.command else {
+            panic!()
+        };
+        let given: Vec<&str> = args.answers.given().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(given, questions);
     }
 
     #[test]

@@ -80,6 +80,18 @@ pub enum ExpectedError {
     /// `--sign-key-env VAR` names a variable that is not set.
     #[error("read the signing key: the environment variable `{0}` is not set (or not UTF-8)")]
     SignKeyEnv(String),
+    /// `init` would overwrite a file.
+    #[error("write `{0}`: it exists (pass `--force` to overwrite it)")]
+    InitExists(String),
+    /// `init` without a terminal (or with `--non-interactive`) lacks answers.
+    #[error("write the config: no value for {}", .0.iter().map(|f| format!("`--{f}`")).collect::<Vec<_>>().join(", "))]
+    InitMissing(Vec<String>),
+    /// `init`: a flag's value (or the wrangler config) is not usable.
+    #[error("write the config: {0}")]
+    InitInvalid(String),
+    /// `init`: the prompt could not be read.
+    #[error("read the answer to `--{0}` from the terminal")]
+    InitPrompt(String, #[source] std::io::Error),
     /// A command whose implementation is still to come (placeholder).
     #[error("run `{0}`: not built yet")]
     NotBuilt(&'static str),
@@ -136,6 +148,10 @@ impl ExpectedError {
             | ExpectedError::SignKeyEnv(_) => {
                 "sign with an unencrypted PKCS#8 PEM key (ECDSA P-256 or Ed25519), e.g. \
                  `openssl genpkey -algorithm ed25519 -out key.pem`"
+            }
+            ExpectedError::InitMissing(_) => {
+                "pass each as a flag (`flareproof init --help` lists them), or run `init` on a \
+                 terminal to be asked"
             }
             ExpectedError::Demo(_) => {
                 "the demo needs Node.js 20 and npm on PATH; run it from the repository root"

@@ -6,6 +6,7 @@ mod audit;
 mod conform;
 mod demo;
 mod diff;
+mod init;
 mod list;
 mod verify;
 mod watch;
@@ -35,6 +36,7 @@ pub fn run(command: Command) -> Result<u8, ExpectedError> {
         Command::Attestation(args) => runtime()?.block_on(attestation::run(&args)),
         Command::Watch(args) => runtime()?.block_on(watch::run(&args)),
         Command::Diff(args) => diff::run(&args),
+        Command::Init(args) => init::run(&args),
     }
 }
 
