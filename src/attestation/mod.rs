@@ -10,6 +10,7 @@
 //! if it wants a signature.
 
 mod audit;
+pub mod live;
 mod statement;
 mod verify;
 
@@ -17,6 +18,7 @@ pub use audit::{
     AUDIT_PREDICATE_TYPE, AuditPredicate, MeasurementRecord, RateLimitRecord, SuiteRecord,
     audit_statement,
 };
+pub use live::{Drift, DriftKind, LiveRecord, Readable};
 pub use statement::{ResourceDescriptor, STATEMENT_TYPE, Statement, render};
 pub use verify::{
     BundleRecord, CheckRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord,
