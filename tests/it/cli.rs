@@ -211,6 +211,35 @@ fn demo_exits_0_and_writes_a_schema_valid_report() {
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["command"], "demo");
+    // It signs with a key it generates into its folder (readable by its
+    // owner only) and prints the command that checks the signature.
+    let demo = dir.path().join("demo");
+    let private = demo.join("signing-key.pem");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the private key is readable by others: {mode:o}"
+    );
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("flareproof attestation verify "))
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_else(|| panic!("no attestation verify command printed:\n{stderr}"));
+    let (envelope, key) = line.split_once(" --key ").expect("FILE --key PUBLIC");
+    let public = std::fs::read_to_string(key.trim()).unwrap();
+    let public =
+        flareproof::attestation::dsse::VerifyingKey::from_public_key_pem(&public, "demo").unwrap();
+    let envelope = std::fs::read(envelope.trim()).unwrap();
+    let envelope = flareproof::attestation::dsse::Envelope::parse(&envelope).unwrap();
+    let payload = envelope
+        .verify(&public)
+        .expect("the demo's envelope checks");
+    assert_eq!(
+        payload,
+        std::fs::read(demo.join("attestation.json")).unwrap()
+    );
 }
 
 #[test]
