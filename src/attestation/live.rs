@@ -413,6 +413,20 @@ impl LiveRecord {
             ));
             return out;
         }
+        // Without the deployment nothing else was read: one reason, not one
+        // per part.
+        if let (_, Readable::Unreadable(_)) | (Readable::Unreadable(_), _) =
+            (&attested.deployment, &now.deployment)
+        {
+            both(
+                &mut out,
+                "deployment",
+                &attested.deployment,
+                &now.deployment,
+                |_, _, _| {},
+            );
+            return out;
+        }
         both(
             &mut out,
             "deployment",
@@ -1116,7 +1130,11 @@ mod tests {
         };
         let n = LiveRecord::unreadable("acc", "auth", None, &error);
         let d = LiveRecord::drift(&a, &n);
-        assert!(!d.is_empty() && d.iter().all(|d| !d.is_change()), "{d:#?}");
+        assert_eq!(d.len(), 1, "one reason, not one per part: {d:#?}");
+        assert_eq!(
+            (d[0].kind, d[0].part.as_str()),
+            (DriftKind::CouldNotTell, "deployment")
+        );
         assert!(
             d[0].detail.contains("Workers Scripts Read"),
             "{}",
