@@ -433,6 +433,12 @@ impl LiveRecord {
             &attested.deployment,
             &now.deployment,
             |out, a, n| {
+                if n.versions.is_empty() {
+                    out.push(Drift::could_not_tell(
+                        "deployment",
+                        "the active deployment gives no version a share of traffic",
+                    ));
+                }
                 for version in &n.versions {
                     let part = format!("version {}", version.version_id);
                     let Some(was) = a
@@ -1140,6 +1146,16 @@ mod tests {
             "{}",
             d[0].detail
         );
+    }
+
+    #[test]
+    fn a_deployment_that_serves_no_version_is_could_not_tell_not_unchanged() {
+        let a = record();
+        let mut n = record();
+        deployment(&mut n).versions.clear();
+        let d = LiveRecord::drift(&a, &n);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].kind, DriftKind::CouldNotTell);
     }
 
     #[test]

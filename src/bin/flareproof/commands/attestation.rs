@@ -269,6 +269,12 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                 "PASS the signature ({signer}) and the statement check: a flareproof {kind} \
                  attestation of script `{script}`, verdict {verdict}, run at {started_at}"
             );
+            if verdict != "pass" {
+                tell!(
+                    "note: the attested run's verdict is {verdict}: \"still what was attested\" \
+                     is not \"verified\""
+                );
+            }
             live
         }
     };
