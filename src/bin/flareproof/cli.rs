@@ -66,6 +66,10 @@ pub struct ConformArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    /// Print the checks that would run, the request budget and the
+    /// expected duration; send nothing, write no report.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
