@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use flareproof::attestation::dsse::SigningKey;
+use flareproof::attestation::{LiveRecord, Readable};
 use flareproof::cloudflare::standin::StandIn;
 use flareproof::cloudflare::{Scenario, error_body};
 use wiremock::matchers::{method, path};
@@ -443,4 +444,81 @@ fn a_verification_summary_is_checked_by_its_signature_only() {
     let file = tmp.path().join("vsa.json");
     std::fs::write(&file, serde_json::to_vec(&bad).unwrap()).unwrap();
     assert_eq!(check(&file, None).code, Some(1));
+}
+
+#[test]
+fn an_audit_statement_is_checked_by_the_verify_predicate_it_holds() {
+    let a = attested();
+    let verify: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.dir.join("out/attestation.json")).unwrap())
+            .unwrap();
+    let audit = serde_json::json!({
+        "_type": flareproof::attestation::STATEMENT_TYPE,
+        "subject": verify["subject"],
+        "predicateType": flareproof::attestation::AUDIT_PREDICATE_TYPE,
+        "predicate": { "verdict": "pass", "started_at": "x", "verify": verify["predicate"] },
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = SigningKey::generate_ed25519();
+    let key = tmp.path().join("pub.pem");
+    std::fs::write(&key, signer.public_key_pem()).unwrap();
+    let file = tmp.path().join("audit.dsse.json");
+    let statement = serde_json::to_vec(&audit).unwrap();
+    std::fs::write(&file, signer.sign_statement(&statement).render()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut tail = faithful();
+    tail.streaming_tail_consumers = vec!["stream-collector".into()];
+    for (scenario, code, said) in [
+        (faithful(), 0, "UNCHANGED"),
+        (
+            tail,
+            1,
+            "observers.streaming_tail_consumers: added \"stream-collector\"",
+        ),
+    ] {
+        let standin = rt.block_on(StandIn::start(scenario)).unwrap();
+        let base = standin.api_base().to_string();
+        let run = check_key(&file, &key, Some(&base), |c| c);
+        assert_eq!(run.code, Some(code), "{run}");
+        assert!(
+            run.stdout.contains("a flareproof audit attestation"),
+            "{run}"
+        );
+        assert!(run.stdout.contains(said), "{run}");
+    }
+}
+
+#[tokio::test]
+async fn a_part_that_could_not_be_read_is_recorded_unreadable_never_empty() {
+    let server = MockServer::start().await;
+    let s = faithful();
+    Mock::given(method("GET"))
+        .and(path(format!("{}/scripts/{}/routes", api(), s.script)))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(error_body(10000, "Authentication error")),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    mount(&server, &s).await;
+    let client = crate::verify::api_client(&server, crate::verify::fast());
+    let live = flareproof::cloudflare::fetch_live(&client, &s.script)
+        .await
+        .unwrap();
+    let record = LiveRecord::of(REFERENCE_ACCOUNT, &s.script, &live);
+    match &record.ingress.routes {
+        Readable::Unreadable(why) => {
+            assert!(why.contains("\"Workers Routes Read\""), "{why}")
+        }
+        Readable::Read(r) => panic!("a refused read was recorded as read: {r:?}"),
+    }
+    // Two reads of one deployment make equal records; no drift between them.
+    let again = flareproof::cloudflare::fetch_live(&client, &s.script)
+        .await
+        .unwrap();
+    let again = LiveRecord::of(REFERENCE_ACCOUNT, &s.script, &again);
+    assert_eq!(record, again);
+    let drift = LiveRecord::drift(&record, &again);
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+    assert!(!drift[0].is_change() && drift[0].part == "ingress.routes");
 }
