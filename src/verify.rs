@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::attestation::{
-    BundleRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord, ResourceDescriptor,
-    STATEMENT_TYPE, Statement, VersionRecord, check_records,
+    BundleRecord, DeploymentRecord, LiveRecord, PREDICATE_TYPE, Predicate, RecipeRecord,
+    ResourceDescriptor, STATEMENT_TYPE, Statement, VersionRecord, check_records,
 };
 use crate::checks::verify::{self as checks, Inputs};
 use crate::cloudflare::{ApiError, Client, Credentials, Live, RetryPolicy, fetch_live_in_zone};
@@ -92,7 +92,19 @@ impl Verify {
         let report = redactor.scrub_all(&report).map_err(ApiError::Scrub)?;
         // Built from the scrubbed report: its summaries are the only text
         // that came from outside.
-        let attestation = attest(&self.target, &report, rebuilt.as_ref(), live.as_ref());
+        let mut attestation = attest(&self.target, &report, rebuilt.as_ref(), live.as_ref());
+        // The record of what is live, scrubbed like the report (an API
+        // error it quotes as the reason a part was unreadable).
+        let record = match &live {
+            Ok(l) => LiveRecord::of(&self.credentials.account_id, &self.target.script, l),
+            Err(e) => LiveRecord::unreadable(
+                &self.credentials.account_id,
+                &self.target.script,
+                self.target.ingress.zone_id.as_deref(),
+                e,
+            ),
+        };
+        attestation.predicate.live = Some(redactor.scrub_all(&record).map_err(ApiError::Scrub)?);
         let resource_uri = crate::attestation::resource_uri(
             &self.target.api_base,
             &self.credentials.account_id,
@@ -189,6 +201,7 @@ fn attest(
                     .collect(),
             }),
             checks: check_records(report),
+            live: None,
         },
     }
 }

@@ -12,6 +12,7 @@
 
 mod audit;
 pub mod dsse;
+pub mod live;
 mod statement;
 mod verify;
 mod vsa;
@@ -20,6 +21,7 @@ pub use audit::{
     AUDIT_PREDICATE_TYPE, AuditPredicate, MeasurementRecord, RateLimitRecord, SuiteRecord,
     audit_statement,
 };
+pub use live::{Drift, DriftKind, LiveRecord, Readable};
 pub use statement::{ResourceDescriptor, STATEMENT_TYPE, Statement, render};
 pub use verify::{
     BundleRecord, CheckRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord,

@@ -68,6 +68,7 @@ mod tests {
                 bundle: None,
                 deployment: None,
                 checks: vec![],
+                live: None,
             },
         };
         let v: serde_json::Value = serde_json::from_slice(&render(&s)).unwrap();

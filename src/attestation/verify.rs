@@ -7,6 +7,8 @@ use serde::Serialize;
 use crate::model::{Report, Status, Tool, Verdict};
 use crate::rebuild::{SourceRevision, Toolchain};
 
+use super::live::LiveRecord;
+
 /// The predicate type of a flareproof verify run.
 pub const PREDICATE_TYPE: &str = "https://flareproof.dev/attestation/verify/v1";
 
@@ -28,6 +30,11 @@ pub struct Predicate {
     /// The active deployment as read from the API.
     pub deployment: Option<DeploymentRecord>,
     pub checks: Vec<CheckRecord>,
+    /// What was live (every version with traffic: modules and settings;
+    /// the script's observers, settings and ingress), for
+    /// `attestation verify` to compare with what is live later; `null`
+    /// when verify did not read the API.
+    pub live: Option<LiveRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

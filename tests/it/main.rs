@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per area.
 
+mod attest_verify;
 mod browser;
 mod cli;
 mod conform;
