@@ -240,6 +240,19 @@ fn demo_exits_0_and_writes_a_schema_valid_report() {
         payload,
         std::fs::read(demo.join("attestation.json")).unwrap()
     );
+    // The command it printed checks it too.
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let checked = flareproof()
+        .args(["attestation", "verify"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }
 
 #[test]
