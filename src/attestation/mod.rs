@@ -27,4 +27,6 @@ pub use verify::{
     BundleRecord, CheckRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord,
     VersionRecord, check_records,
 };
-pub use vsa::{VERIFIER_ID, VSA_PREDICATE_TYPE, VsaPredicate, resource_uri, vsa_statement};
+pub use vsa::{
+    VERIFIER_ID, VSA_PREDICATE_TYPE, VsaPredicate, resource_uri, vsa_statement, vsa_subject,
+};

@@ -86,6 +86,34 @@ pub fn resource_uri(
     uri.to_string()
 }
 
+/// What a verification summary is about: the verified modules (verify's
+/// subjects, the rebuilt ones), or, when the rebuild made none (it failed),
+/// the modules of every live version as read, named `<version>/<module>`.
+/// A statement needs at least one subject with a digest; a run that could
+/// read neither has none, and its summary (`FAILED`) says so by being empty.
+pub fn vsa_subject(verify: &Statement) -> Vec<ResourceDescriptor> {
+    if !verify.subject.is_empty() {
+        return verify.subject.clone();
+    }
+    let Some(live) = &verify.predicate.live else {
+        return Vec::new();
+    };
+    let Some(deployment) = live.deployment.read() else {
+        return Vec::new();
+    };
+    deployment
+        .versions
+        .iter()
+        .filter_map(|v| v.modules.read().map(|m| (v, m)))
+        .flat_map(|(v, m)| {
+            m.modules.iter().map(move |module| ResourceDescriptor {
+                name: format!("{}/{}", v.version_id, module.name),
+                digest: BTreeMap::from([("sha256".to_owned(), module.sha256.clone())]),
+            })
+        })
+        .collect()
+}
+
 /// The VSA of a run: its verdict (`pass` is `PASSED`, anything else
 /// `FAILED`), under `plan`, about `subject`, with flareproof's statement
 /// (`input`: its file name and the sha256 of its bytes) as input.

@@ -358,3 +358,36 @@ fn an_unusable_signing_key_is_an_error_before_any_work() {
         assert!(!out.exists(), "{args:?}: something was written");
     }
 }
+
+/// A run whose rebuild failed still writes its summary, `FAILED`, about the
+/// modules that are live (the rebuild made none), and it validates.
+#[test]
+fn a_failed_run_writes_a_failed_summary_about_the_live_modules() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let standin = rt.block_on(StandIn::start(faithful())).unwrap();
+    let base = standin.api_base().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let failing = r#"["sh", "-c", "echo the build broke >&2; exit 3"]"#;
+    let run =
+        crate::verify::verify_cli_with(tmp.path(), &base, "", failing, crate::verify::TOKEN, |c| c);
+    assert_ne!(run.output.status.code(), Some(0));
+    let vsa: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("out/attestation.vsa.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(vsa["predicate"]["verificationResult"], "FAILED");
+    let subjects = vsa["subject"].as_array().unwrap();
+    assert!(!subjects.is_empty(), "{vsa:#}");
+    assert!(
+        subjects
+            .iter()
+            .all(|s| s["name"].as_str().unwrap().contains('/')),
+        "{vsa:#}"
+    );
+    let schema: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/schemas/slsa-vsa-v1.schema.json"
+    )))
+    .unwrap();
+    assert!(jsonschema::validator_for(&schema).unwrap().is_valid(&vsa));
+}

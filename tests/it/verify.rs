@@ -26,7 +26,7 @@ use crate::support::{
     REFERENCE_ACCOUNT, ensure_installed, fixtures_dir, reference_scenario, reference_verify_target,
 };
 
-const TOKEN: &str = "cf-test-token-Zk93hQ2mVx7LpR4sT8wY";
+pub(crate) const TOKEN: &str = "cf-test-token-Zk93hQ2mVx7LpR4sT8wY";
 const TOKEN_ENV: &str = "FP_TEST_CF_TOKEN";
 const ACCOUNT_ENV: &str = "FP_TEST_CF_ACCOUNT";
 
@@ -139,7 +139,7 @@ pub(crate) fn reference_verify_cli(
     verify_cli_with(dir, api_base, "", REFERENCE_RECIPE, TOKEN, more)
 }
 
-fn verify_cli_with(
+pub(crate) fn verify_cli_with(
     dir: &Path,
     api_base: &str,
     extra: &str,

@@ -56,7 +56,7 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
         report: &report,
         plan: &plan,
         resource_uri: &run.resource_uri,
-        subject: statement.subject.clone(),
+        subject: attestation::vsa_subject(&run.verify_attestation),
     };
     finish.attestations(&attestation::render(&statement), vsa, signer.as_ref())?;
     if let Some(error) = &run.api_error {

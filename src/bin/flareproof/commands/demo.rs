@@ -53,7 +53,7 @@ pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
         report: &report,
         plan: &run.plan,
         resource_uri: &run.resource_uri,
-        subject: statement.subject.clone(),
+        subject: attestation::vsa_subject(&run.attestation),
     };
     finish.attestations(&attestation::render(&statement), vsa, Some(&key))?;
     say!(

@@ -51,7 +51,7 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
         report: &report,
         plan: &verify.plan,
         resource_uri: &run.resource_uri,
-        subject: run.attestation.subject.clone(),
+        subject: attestation::vsa_subject(&run.attestation),
     };
     finish.attestations(&attestation::render(&run.attestation), vsa, signer.as_ref())?;
     if let Some(error) = &run.api_error {
