@@ -20,4 +20,5 @@ mod stand_in;
 mod support;
 mod trust;
 mod verify;
+mod watch;
 mod wrangler;
