@@ -443,7 +443,8 @@ fn once_verifies_a_first_run_then_only_a_change_and_exits_1_on_a_tampered_one() 
 }
 
 #[test]
-fn once_with_the_api_down_or_a_bad_state_file_exits_2_and_leaves_the_state_file_alone() {
+fn once_with_the_api_down_a_run_that_could_not_tell_or_a_bad_state_file_exits_2_and_leaves_the_state_alone()
+ {
     let rt = runtime();
     let standin = rt.block_on(StandIn::start(faithful())).unwrap();
     let down = rt.block_on(MockServer::start());
@@ -505,6 +506,47 @@ fn once_with_the_api_down_or_a_bad_state_file_exits_2_and_leaves_the_state_file_
         assert_eq!(fs_err::read(&state).unwrap(), before, "{name}");
         assert!(run_folders(&out).is_empty(), "{name}");
     }
+
+    // The poll reads fine, the verify run cannot read the new version's
+    // settings (403): it could not tell, so nothing is recorded, exit 2.
+    let next = redeployed(&faithful(), 5);
+    let half = rt.block_on(MockServer::start());
+    rt.block_on(async {
+        mount(&half, &next).await;
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "{}/scripts/{}/versions/{}",
+                api(),
+                next.script,
+                next.versions[0].id
+            )))
+            .respond_with(
+                ResponseTemplate::new(403).set_body_json(error_body(10000, "Authentication error")),
+            )
+            .with_priority(1)
+            .mount(&half)
+            .await;
+    });
+    let half_config = config(
+        &tmp.path().join("half"),
+        &format!("{}/client/v4", half.uri()),
+    );
+    let ran = run(watch(
+        &half_config,
+        &out,
+        &["--once", "--state", state.to_str().unwrap()],
+    ));
+    assert_eq!(ran.code, Some(2), "{:?}\n{}", ran.names(), ran.stderr);
+    assert_eq!(ran.names(), ["started", "changed", "verify_error"]);
+    let event = ran.event("verify_error");
+    assert!(event["retry_in_s"].is_null(), "{event}");
+    assert_eq!(fs_err::read(&state).unwrap(), before);
+    let folders = run_folders(&out);
+    assert_eq!(folders.len(), 1, "the run's folder, kept: {folders:?}");
+    if folders[0].join("report.json").exists() {
+        assert_ne!(verdict_of(&folders[0]), "pass");
+    }
+    fs_err::remove_dir_all(&out).unwrap();
 
     // A state file that is not one is an error, not a first run: nothing is
     // read, verified or overwritten.

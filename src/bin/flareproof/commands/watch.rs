@@ -304,7 +304,7 @@ impl Watch<'_> {
                     "deployment": observed.deployment.id,
                     "versions": observed.deployment.versions,
                     "last_verdict": last.verdict,
-                    "report": last.report,
+                    "last_folder": last.report,
                 }),
                 &format!(
                     "deployment {} ({}); last verify {} ({})",
@@ -353,7 +353,7 @@ impl Watch<'_> {
                     json!({
                         "deployment": observed.deployment.id,
                         "reason": reason,
-                        "report": dir.display().to_string(),
+                        "folder": dir.display().to_string(),
                         "retry_in_s": (!self.args.once).then_some(wait.as_secs()),
                     }),
                     &if self.args.once {
@@ -403,6 +403,7 @@ impl Watch<'_> {
                     json!({
                         "deployment": observed.deployment.id,
                         "verdict": outcome,
+                        "folder": dir.display().to_string(),
                         "report": dir.join("report.json").display().to_string(),
                     }),
                     &format!(
