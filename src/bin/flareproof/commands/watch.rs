@@ -24,8 +24,9 @@ use std::time::Duration;
 use flareproof::cloudflare::{ApiError, Client, Credentials, RetryPolicy};
 use flareproof::target::load_verify;
 use flareproof::watch::{
-    Change, Interval, Observation, Outcome, POLL_BUDGET, RATE_LIMIT, RecordedVerdict, STATE_FORMAT,
-    StateError, WatchState, backoff, load_state, poll, rfc3339, run_folder, save_state,
+    Change, Interval, Observation, Outcome, POLL_BUDGET, POLL_REQUESTS, RATE_LIMIT,
+    RecordedVerdict, STATE_FORMAT, StateError, WatchState, backoff, load_state, poll, rfc3339,
+    run_folder, save_state,
 };
 use serde_json::{Value, json};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -217,8 +218,8 @@ impl Watch<'_> {
         );
         if i.clamped() {
             text.push_str(&format!(
-                " (asked {} s; polls send 4 requests, kept within {POLL_BUDGET} of the API's \
-                 {RATE_LIMIT} requests per 5 minutes)",
+                " (asked {} s; a poll sends {POLL_REQUESTS} requests, kept within {POLL_BUDGET} \
+                 of the API's {RATE_LIMIT} requests per 5 minutes)",
                 i.asked.as_secs()
             ));
         }
