@@ -805,3 +805,29 @@ fn sigterm_lets_a_verify_run_finish_and_record_then_stops_and_between_polls_stop
     assert_eq!(fs_err::read(&state).unwrap(), before);
     assert_eq!(run_folders(&out).len(), 1);
 }
+
+#[test]
+fn ctrl_c_to_the_whole_process_group_does_not_cut_a_verify_run_short() {
+    use std::os::unix::process::CommandExt as _;
+    let rt = runtime();
+    let standin = rt.block_on(StandIn::start(faithful())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), standin.api_base().as_str());
+    let out = tmp.path().join("reports");
+    let state = tmp.path().join("state.json");
+    // As a terminal runs it: in a process group of its own, which Ctrl-C
+    // signals as a whole.
+    let mut cmd = watch(&config, &out, &["--state", state.to_str().unwrap()]);
+    cmd.process_group(0);
+    let mut live = Live::start(cmd);
+    live.wait_for("changed", Duration::from_secs(30));
+    let group = nix::unistd::Pid::from_raw(live.child.id() as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    // The run (and its build recipe) did not hear it: it passes.
+    let (_, verified) = live.wait_for("verified", DEADLINE);
+    assert_eq!(verified["verdict"], "pass", "{}", live.stderr());
+    let (_, stopped) = live.wait_for("stopped", Duration::from_secs(10));
+    assert_eq!(stopped["signal"], "SIGINT");
+    assert_eq!(live.exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(state_of(&state).last_verify.verdict, Outcome::Pass);
+}
