@@ -831,3 +831,62 @@ fn ctrl_c_to_the_whole_process_group_does_not_cut_a_verify_run_short() {
     assert_eq!(live.exit(Duration::from_secs(10)), Some(0));
     assert_eq!(state_of(&state).last_verify.verdict, Outcome::Pass);
 }
+
+#[test]
+fn an_api_outage_is_retried_with_a_growing_backoff_and_never_ends_the_watch() {
+    let rt = runtime();
+    let base = faithful();
+    let standin = rt.block_on(StandIn::start(base.clone())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state.json");
+    recorded_state(&rt, &standin, &state);
+    let before = fs_err::read(&state).unwrap();
+    let server = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("upstream down"))
+            .mount(&server),
+    );
+    let config = config(tmp.path(), &format!("{}/client/v4", server.uri()));
+    let out = tmp.path().join("reports");
+    let mut live = Live::start(watch(
+        &config,
+        &out,
+        &[
+            "--interval",
+            "1",
+            "--exit-on-fail",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    ));
+    let (_, first) = live.wait_for("api_error", Duration::from_secs(60));
+    let (_, second) = live.wait_for("api_error", Duration::from_secs(60));
+    assert_eq!(first["retry_in_s"], MIN_INTERVAL.as_secs(), "{first}");
+    assert_eq!(second["retry_in_s"], MIN_INTERVAL.as_secs() * 2, "{second}");
+    assert!(
+        first["error"].as_str().unwrap().contains("HTTP 503"),
+        "{first}"
+    );
+    assert!(
+        live.child.try_wait().unwrap().is_none(),
+        "the watch goes on"
+    );
+    // The API is back: the same deployment, unchanged; nothing was verified
+    // or recorded meanwhile.
+    rt.block_on(async {
+        server.reset().await;
+        mount(&server, &base).await;
+    });
+    let (_, unchanged) = live.wait_for("unchanged", Duration::from_secs(60));
+    assert_eq!(unchanged["last_verdict"], "pass");
+    assert!(
+        live.seen
+            .iter()
+            .all(|e| e["event"] != "verified" && e["event"] != "changed"),
+        "{:?}",
+        live.seen
+    );
+    assert_eq!(fs_err::read(&state).unwrap(), before);
+    assert!(run_folders(&out).is_empty());
+}
