@@ -44,6 +44,8 @@ enum WatchError {
     SelectWithoutConform,
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("watch: the state file's folder `{0}` does not exist")]
+    StateDir(String),
     #[error("watch: listen for SIGINT and SIGTERM")]
     Signals(#[source] std::io::Error),
     #[error("watch: find this flareproof's own executable to run verify with")]
@@ -71,6 +73,12 @@ pub async fn run(args: &WatchArgs) -> Result<u8, ExpectedError> {
     let (_, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
     super::apply_api_args(&mut target, &args.api);
     let credentials = super::credentials(config, &target)?;
+    if let Some(path) = &args.state
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Ok(fatal(&WatchError::StateDir(dir.display().to_string())));
+    }
     let previous = match &args.state {
         Some(path) => match load_state(path, &target.script) {
             Ok(state) => state,
@@ -141,6 +149,11 @@ impl Events {
             }
             tell!("{}", Value::Object(object));
         } else {
+            // One line per event, whatever the API's ids hold.
+            let text: String = text
+                .chars()
+                .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+                .collect();
             tell!("{at} {event}: {text}");
         }
     }
