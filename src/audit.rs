@@ -46,6 +46,8 @@ pub struct AuditRun {
     /// The verify part's statement: its subjects (the modules) and build
     /// record go into the audit attestation.
     pub verify_attestation: Statement,
+    /// What verify checked, as a URI (account, script, deployment).
+    pub resource_uri: String,
     /// The first Cloudflare API read that failed, for the binary's hint.
     pub api_error: Option<Arc<ApiError>>,
     /// Requests sent to the target by the conform part.
@@ -182,6 +184,7 @@ impl Audit {
         Ok(AuditRun {
             report,
             verify_attestation: verified.attestation,
+            resource_uri: verified.resource_uri,
             api_error: verified.api_error,
             requests,
             redactor,

@@ -192,7 +192,95 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
+/// What a run would do, worked out without sending anything
+/// (`conform --dry-run`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRun {
+    /// The selected checks, in plan order: area, id, title.
+    pub checks: Vec<(String, String, String)>,
+    /// Where the requests would go: the base URL and every vantage.
+    pub targets: Vec<String>,
+    pub max_requests: u64,
+    pub max_rps: u32,
+    /// The expected wall time, low and high, in seconds, and what sets it.
+    pub expected_s: (u64, u64),
+    pub expected_why: Vec<String>,
+}
+
 impl Conform {
+    /// The plan of a run, its request budget and its expected duration;
+    /// sends nothing and reads no secret beyond what the config resolved.
+    ///
+    /// The expected time follows how a run spends it: the suites run side
+    /// by side, so it is the longest of (a) a rate-limit measurement, one
+    /// to three windows (spend the bucket, wait for the turnover, count the
+    /// next window and probe inside it), (b) a revocation trial, the
+    /// revocation bound once or twice (the refusal, then the watch for a
+    /// resurrection), and (c) the requests themselves at the rate cap.
+    pub fn dry_run(&self) -> DryRun {
+        let checks: Vec<(String, String, String)> = self
+            .plan
+            .checks
+            .iter()
+            .filter(|c| !c.id.as_str().starts_with("verify."))
+            .filter(|c| self.selection.includes(c.id.as_str()))
+            .map(|c| (c.area.clone(), c.id.to_string(), c.title.clone()))
+            .collect();
+        let has = |area: &str| checks.iter().any(|(a, ..)| a == area);
+        let profile = &self.target.profile;
+        let budget = self.target.budget;
+        let rps = u64::from(budget.max_rps.max(1));
+        let mut low = 1u64;
+        let mut high = 5u64;
+        let mut why = Vec::new();
+        if has("ratelimit") {
+            let w = profile.window_s;
+            low = low.max(w);
+            high = high.max(3 * w + 2);
+            why.push(format!(
+                "rate limits: {w}–{} s (one to three {w} s windows per bucket, buckets side by side)",
+                3 * w + 2
+            ));
+        }
+        if has("session") {
+            let r = profile.revocation_bound_s;
+            low = low.max(r);
+            high = high.max(2 * r + 2);
+            why.push(format!(
+                "revocation: {r}–{} s (the {r} s bound, then the watch for a resurrection)",
+                2 * r + 2
+            ));
+        }
+        // At least one request per check, at most the budget, at the cap.
+        let least = (checks.len() as u64).div_ceil(rps);
+        let most = budget.max_requests.div_ceil(rps);
+        low = low.max(least);
+        why.push(format!(
+            "requests: at most {} at {} per second: {most} s if the whole budget were spent",
+            budget.max_requests, budget.max_rps
+        ));
+        let targets = std::iter::once(&self.target.base_url)
+            .chain(self.target.vantages.iter())
+            .map(|u| {
+                // Never a credential a URL carries.
+                let mut u = u.clone();
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                u.to_string()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        DryRun {
+            checks,
+            targets,
+            max_requests: budget.max_requests,
+            max_rps: budget.max_rps,
+            expected_s: (low, high.max(low)),
+            expected_why: why,
+        }
+    }
+
     /// Runs the selected black-box checks; verify checks are not this run's.
     ///
     /// Every check runs in a task of its own, scheduled from what it

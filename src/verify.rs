@@ -31,6 +31,9 @@ pub struct Verify {
 pub struct VerifyRun {
     pub report: Report,
     pub attestation: Statement,
+    /// What was verified, as a URI: the account's script and its active
+    /// deployment (see [`crate::attestation::resource_uri`]).
+    pub resource_uri: String,
     /// The first API read that failed, for the binary's hint.
     pub api_error: Option<Arc<ApiError>>,
     /// Wall time of the rebuild (both builds, and bisection if any).
@@ -90,9 +93,20 @@ impl Verify {
         // Built from the scrubbed report: its summaries are the only text
         // that came from outside.
         let attestation = attest(&self.target, &report, rebuilt.as_ref(), live.as_ref());
+        let resource_uri = crate::attestation::resource_uri(
+            &self.target.api_base,
+            &self.credentials.account_id,
+            &self.target.script,
+            attestation
+                .predicate
+                .deployment
+                .as_ref()
+                .and_then(|d| d.id.as_deref()),
+        );
         Ok(VerifyRun {
             report,
             attestation,
+            resource_uri,
             api_error: first_api_error(&live),
             rebuild_time,
             fetch_time,

@@ -6,12 +6,15 @@
 //! recipe, the toolchain and every check's result); `audit` writes an
 //! [`AuditPredicate`], which adds the suite and its digest, the bounds
 //! measured and the known failures, and holds the verify predicate. Plain
-//! data and pure functions; the caller signs it (e.g. `cosign attest-blob`)
-//! if it wants a signature.
+//! data and pure functions. [`dsse`] signs a statement's exact bytes into a
+//! DSSE envelope; [`vsa_statement`] is the SLSA Verification Summary written
+//! beside flareproof's own predicate.
 
 mod audit;
+pub mod dsse;
 mod statement;
 mod verify;
+mod vsa;
 
 pub use audit::{
     AUDIT_PREDICATE_TYPE, AuditPredicate, MeasurementRecord, RateLimitRecord, SuiteRecord,
@@ -22,3 +25,4 @@ pub use verify::{
     BundleRecord, CheckRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord,
     VersionRecord, check_records,
 };
+pub use vsa::{VERIFIER_ID, VSA_PREDICATE_TYPE, VsaPredicate, resource_uri, vsa_statement};

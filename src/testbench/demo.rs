@@ -283,6 +283,9 @@ pub struct DemoRun {
     pub plan: Arc<Plan>,
     /// The attestation of the verify part.
     pub attestation: Statement,
+    /// What the verify part checked, as a URI (the stand-in's account,
+    /// script and deployment).
+    pub resource_uri: String,
     pub fixture_ready: Duration,
     pub requests: usize,
 }
@@ -338,6 +341,7 @@ pub async fn run(events: Events) -> Result<DemoRun, DemoError> {
         report,
         plan,
         attestation: verified.attestation,
+        resource_uri: verified.resource_uri,
         fixture_ready,
         requests: probe.governor().sent_count(),
     })

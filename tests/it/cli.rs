@@ -211,6 +211,35 @@ fn demo_exits_0_and_writes_a_schema_valid_report() {
     let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["command"], "demo");
+    // It signs with a key it generates into its folder (readable by its
+    // owner only) and prints the command that checks the signature.
+    let demo = dir.path().join("demo");
+    let private = demo.join("signing-key.pem");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the private key is readable by others: {mode:o}"
+    );
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("flareproof attestation verify "))
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_else(|| panic!("no attestation verify command printed:\n{stderr}"));
+    let (envelope, key) = line.split_once(" --key ").expect("FILE --key PUBLIC");
+    let public = std::fs::read_to_string(key.trim()).unwrap();
+    let public =
+        flareproof::attestation::dsse::VerifyingKey::from_public_key_pem(&public, "demo").unwrap();
+    let envelope = std::fs::read(envelope.trim()).unwrap();
+    let envelope = flareproof::attestation::dsse::Envelope::parse(&envelope).unwrap();
+    let payload = envelope
+        .verify(&public)
+        .expect("the demo's envelope checks");
+    assert_eq!(
+        payload,
+        std::fs::read(demo.join("attestation.json")).unwrap()
+    );
 }
 
 #[test]
@@ -475,4 +504,84 @@ fn the_library_never_prints_and_knows_nothing_of_the_command_line() {
             path.display()
         );
     }
+}
+
+/// `conform --dry-run` prints the checks, the budget and the expected
+/// duration, and sends nothing: a listener standing in for the target
+/// accepts no connection, where the same run without `--dry-run` (the
+/// control) connects to it at once.
+#[test]
+fn conform_dry_run_prints_the_plan_and_sends_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    {
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flareproof.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[budget]\nmax_requests = 900\nmax_rps = 30\n",
+            closed_target(port)
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        flareproof()
+            .args(["conform", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .args(extra)
+            .env("FP_SNAPSHOT_PASSWORD", "a password")
+            .env("FP_SNAPSHOT_SERVICE_KEY", "a service key")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--dry-run", "--skip", "session.*"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+    for check in plan.checks.iter().filter(|c| c.area != "verify") {
+        let listed = stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(check.id.as_str()));
+        assert_eq!(listed, check.area != "session", "{}: {stdout}", check.id);
+    }
+    assert!(
+        stdout.contains("at most 900 requests, at most 30 per second"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("target: http://127.0.0.1:{port}/")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected duration: about"), "{stdout}");
+    assert!(!stdout.contains("a password"), "{stdout}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "the dry run connected");
+    assert!(
+        !dir.path().join("out").exists(),
+        "the dry run wrote a report"
+    );
+    // The control: the same config, run for real, reaches the listener.
+    let _ = run(&["--only", "cookie.secure"]);
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "the listener saw no connection"
+    );
 }

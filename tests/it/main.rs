@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod conform;
+mod dsse;
 mod echo;
 mod families;
 mod fixture;

@@ -118,21 +118,44 @@ fn config(dir: &Path, api_base: &str, extra: &str, recipe: &str) -> PathBuf {
 
 const REFERENCE_RECIPE: &str = r#"["node", "build.mjs", "--outdir", "{out}"]"#;
 
-struct CliRun {
-    output: Output,
-    report: Report,
-    report_text: String,
-    attestation: String,
+pub(crate) struct CliRun {
+    pub(crate) output: Output,
+    pub(crate) report: Report,
+    pub(crate) report_text: String,
+    pub(crate) attestation: String,
 }
 
 fn verify_cli(dir: &Path, api_base: &str, extra: &str, recipe: &str, token: &str) -> CliRun {
+    verify_cli_with(dir, api_base, extra, recipe, token, |c| c)
+}
+
+/// [`verify_cli`] of the reference recipe with more arguments or
+/// environment (`more` adds them to the command).
+pub(crate) fn reference_verify_cli(
+    dir: &Path,
+    api_base: &str,
+    more: impl FnOnce(&mut Command) -> &mut Command,
+) -> CliRun {
+    verify_cli_with(dir, api_base, "", REFERENCE_RECIPE, TOKEN, more)
+}
+
+fn verify_cli_with(
+    dir: &Path,
+    api_base: &str,
+    extra: &str,
+    recipe: &str,
+    token: &str,
+    more: impl FnOnce(&mut Command) -> &mut Command,
+) -> CliRun {
     let config = config(dir, api_base, extra, recipe);
     let out = dir.join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_flareproof"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flareproof"));
+    command
         .args(["verify", "--config"])
         .arg(&config)
         .arg("--out")
-        .arg(&out)
+        .arg(&out);
+    let output = more(&mut command)
         .env(TOKEN_ENV, token)
         .env(ACCOUNT_ENV, REFERENCE_ACCOUNT)
         .output()

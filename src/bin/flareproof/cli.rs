@@ -40,6 +40,10 @@ pub enum Command {
     /// Poll the active deployment and verify every change (a new
     /// deployment, a new version, a settings or observer change).
     Watch(WatchArgs),
+    /// Compare two reports of the same suite: per check, the status change
+    /// and the measurements side by side, new failures first. Exit 1 when
+    /// NEW fails a check BASE did not.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +66,10 @@ pub struct ConformArgs {
     pub select: SelectArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    /// Print the checks that would run, the request budget and the
+    /// expected duration; send nothing, write no report.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +158,20 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier report (`report.json`, or the folder holding it).
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The later report (`report.json`, or the folder holding it).
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Where the diff is written (`diff.md`, `diff.html`); `-` prints the
+    /// Markdown to stdout.
+    #[arg(long, default_value = "-", value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct ListArgs {
     /// List the suite the config's `[profile] suite` names (default: the
     /// built-in `flarelink-auth/v1`).
@@ -202,6 +224,10 @@ pub struct RunArgs {
     /// `skip` with its reason; a listed check that passes is a `fail`.
     #[arg(long, value_name = "FILE")]
     pub known_failures: Option<PathBuf>,
+    /// A report of an earlier run (`report.json` or its folder): also write
+    /// the diff against it (`diff.md`, `diff.html`) beside the report.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// How an attestation is signed: `attestation.dsse.json` (and the

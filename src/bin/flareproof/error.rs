@@ -67,6 +67,19 @@ pub enum ExpectedError {
     /// nothing is written.
     #[error(transparent)]
     Scrub(#[from] flareproof::probe::ScrubError),
+    /// `--sign-key`/`--sign-key-env`: the key could not be read or used.
+    #[error(transparent)]
+    SignKey(#[from] flareproof::attestation::dsse::KeyError),
+    /// `--sign-key FILE` could not be read.
+    #[error("read the signing key `{path}`")]
+    SignKeyRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--sign-key-env VAR` names a variable that is not set.
+    #[error("read the signing key: the environment variable `{0}` is not set (or not UTF-8)")]
+    SignKeyEnv(String),
     /// A command whose implementation is still to come (placeholder).
     #[error("run `{0}`: not built yet")]
     NotBuilt(&'static str),
@@ -117,6 +130,12 @@ impl ExpectedError {
             }
             ExpectedError::Verify(_) => {
                 "check `api_base` in the `[verify]` section (or `--api-base`)"
+            }
+            ExpectedError::SignKey(_)
+            | ExpectedError::SignKeyRead { .. }
+            | ExpectedError::SignKeyEnv(_) => {
+                "sign with an unencrypted PKCS#8 PEM key (ECDSA P-256 or Ed25519), e.g. \
+                 `openssl genpkey -algorithm ed25519 -out key.pem`"
             }
             ExpectedError::Demo(_) => {
                 "the demo needs Node.js 20 and npm on PATH; run it from the repository root"

@@ -8,6 +8,9 @@ use flareproof::known_failures::KnownFailures;
 use flareproof::model::{Report, Status};
 use flareproof::report::{self, Dest, Format};
 
+use flareproof::attestation::{self, ResourceDescriptor, dsse::SigningKey};
+use flareproof::plan::Plan;
+
 use crate::error::ExpectedError;
 use crate::scrub::{say, tell};
 
@@ -88,16 +91,67 @@ impl<'a> Finish<'a> {
         Ok((report.verdict.exit_code(), report))
     }
 
-    /// Writes the attestation beside the report (not with `--out -`),
-    /// scrubbed of every secret the binary knows; fails closed.
-    pub fn attestation(&self, bytes: &[u8]) -> Result<(), ExpectedError> {
-        if let Some(path) = report::attestation_path(self.dir) {
-            let text = crate::scrub::redactor().scrub_json_text(&String::from_utf8_lossy(bytes))?;
-            fs_err::write(&path, text)?;
-            say!("wrote {}", path.display());
+    /// Writes a run's statements beside its report (not with `--out -`):
+    /// `attestation.json` (flareproof's predicate, `statement`) and
+    /// `attestation.vsa.json` (the SLSA verification summary of `report`
+    /// under `plan`, about `subject` at `resource_uri`, naming the first by
+    /// the digest of its bytes); with `signer`, each one's DSSE envelope
+    /// too (`attestation.dsse.json`, `attestation.vsa.dsse.json`).
+    pub fn attestations(
+        &self,
+        statement: &[u8],
+        vsa: Vsa<'_>,
+        signer: Option<&SigningKey>,
+    ) -> Result<(), ExpectedError> {
+        let written = self.statement("attestation", statement, signer)?;
+        let vsa = attestation::vsa_statement(
+            vsa.report,
+            vsa.plan,
+            vsa.resource_uri.to_owned(),
+            vsa.subject,
+            written.as_deref().map(|bytes| ("attestation.json", bytes)),
+        );
+        self.statement("attestation.vsa", &attestation::render(&vsa), signer)?;
+        if let (Some(key), Some(_)) = (signer, written) {
+            say!("signed by {} (keyid {})", key.algorithm(), key.keyid());
         }
         Ok(())
     }
+
+    /// Writes one statement as `<name>.json` beside the report, scrubbed
+    /// of every secret the binary knows (fails closed), and with `signer`
+    /// `<name>.dsse.json`: a DSSE envelope over exactly the bytes written.
+    /// Returns those bytes; nothing with `--out -`.
+    fn statement(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        signer: Option<&SigningKey>,
+    ) -> Result<Option<Vec<u8>>, ExpectedError> {
+        let Some(path) = report::attestation_path(self.dir) else {
+            return Ok(None);
+        };
+        let text = crate::scrub::redactor().scrub_json_text(&String::from_utf8_lossy(bytes))?;
+        let path = path.with_file_name(format!("{name}.json"));
+        fs_err::write(&path, &text)?;
+        say!("wrote {}", path.display());
+        if let Some(key) = signer {
+            let envelope = key.sign_statement(text.as_bytes());
+            let path = path.with_file_name(format!("{name}.dsse.json"));
+            fs_err::write(&path, envelope.render())?;
+            say!("wrote {}", path.display());
+        }
+        Ok(Some(text.into_bytes()))
+    }
+}
+
+/// What the verification summary of a run says.
+pub struct Vsa<'a> {
+    pub report: &'a Report,
+    pub plan: &'a Plan,
+    pub resource_uri: &'a str,
+    /// The modules verified (the statement's subjects).
+    pub subject: Vec<ResourceDescriptor>,
 }
 
 /// SARIF results point at the config when it is a file relative to where

@@ -10,12 +10,13 @@ use crate::bars::progress;
 use crate::cli::AuditArgs;
 use crate::error::{ExpectedError, eprint_error};
 use crate::scrub::say;
-use crate::summary::Finish;
+use crate::summary::{Finish, Vsa};
 
 pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
     let report_args = &args.report;
     let quiet = report_args.run.quiet;
     let known = super::known_failures(&report_args.run)?;
+    let signer = super::signer(&args.sign)?;
     let config = &args.config.config;
     let mut target = super::load_target(config)?;
     let Some(verify) = target.verify.as_mut() else {
@@ -51,7 +52,13 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
         Some(&run.verify_attestation),
         known.as_ref().map(|k| k.entries()).unwrap_or_default(),
     );
-    finish.attestation(&attestation::render(&statement))?;
+    let vsa = Vsa {
+        report: &report,
+        plan: &plan,
+        resource_uri: &run.resource_uri,
+        subject: statement.subject.clone(),
+    };
+    finish.attestations(&attestation::render(&statement), vsa, signer.as_ref())?;
     if let Some(error) = &run.api_error {
         eprint_error(error.as_ref(), &[], Some(&error.hint(&token_env)));
     }

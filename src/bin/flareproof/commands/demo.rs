@@ -1,14 +1,14 @@
 //! `demo`: everything against the reference Worker on this machine; every
 //! format into `DIR/demo`.
 
-use flareproof::attestation;
+use flareproof::attestation::{self, dsse::SigningKey};
 use flareproof::report::Format;
 use flareproof::testbench::{self, Events};
 
 use crate::cli::DemoArgs;
 use crate::error::ExpectedError;
 use crate::scrub::say;
-use crate::summary::Finish;
+use crate::summary::{Finish, Vsa};
 
 pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
     let known = super::known_failures(&args.run)?;
@@ -36,13 +36,51 @@ pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
         Some(&run.attestation),
         known.as_ref().map(|k| k.entries()).unwrap_or_default(),
     );
-    finish.attestation(&attestation::render(&statement))?;
+    // A key of its own, generated into the output folder, so that the demo
+    // shows the whole chain: sign, then check the signature.
+    let key = SigningKey::generate_ed25519();
+    fs_err::create_dir_all(&dir)?;
+    let private = dir.join("signing-key.pem");
+    let public = dir.join("signing-key.pub.pem");
+    write_private(&private, key.to_pkcs8_pem().as_bytes())?;
+    fs_err::write(&public, key.public_key_pem())?;
+    say!(
+        "generated a demo signing key: {} (its public key {})",
+        private.display(),
+        public.display()
+    );
+    let vsa = Vsa {
+        report: &report,
+        plan: &run.plan,
+        resource_uri: &run.resource_uri,
+        subject: statement.subject.clone(),
+    };
+    finish.attestations(&attestation::render(&statement), vsa, Some(&key))?;
+    say!(
+        "check the signature: flareproof attestation verify {} --key {}",
+        dir.join("attestation.dsse.json").display(),
+        public.display()
+    );
     say!(
         "open {} in a browser; {} is a CI job summary",
         dir.join(Format::Html.file_name()).display(),
         dir.join(Format::Markdown.file_name()).display()
     );
     Ok(code)
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("create {}: {e}", path.display())))?;
+    file.write_all(bytes)
 }
 
 /// The test bench's events on stderr; the launcher's lines only with

@@ -5,6 +5,7 @@ mod attestation;
 mod audit;
 mod conform;
 mod demo;
+mod diff;
 mod list;
 mod verify;
 mod watch;
@@ -18,7 +19,9 @@ use flareproof::known_failures::KnownFailures;
 use flareproof::plan::Plan;
 use flareproof::target::{Target, TargetConfig, VerifyTarget};
 
-use crate::cli::{ApiArgs, Command, RunArgs, SelectArgs};
+use flareproof::attestation::dsse::{self, SigningKey};
+
+use crate::cli::{ApiArgs, Command, RunArgs, SelectArgs, SignArgs};
 use crate::error::ExpectedError;
 
 /// Runs a command; returns its exit code.
@@ -31,6 +34,7 @@ pub fn run(command: Command) -> Result<u8, ExpectedError> {
         Command::Demo(args) => runtime()?.block_on(demo::run(&args)),
         Command::Attestation(args) => runtime()?.block_on(attestation::run(&args)),
         Command::Watch(args) => runtime()?.block_on(watch::run(&args)),
+        Command::Diff(args) => diff::run(&args),
     }
 }
 
@@ -48,6 +52,34 @@ fn known_failures(run: &RunArgs) -> Result<Option<KnownFailures>, ExpectedError>
         Some(path) => Ok(Some(KnownFailures::load(path)?)),
         None => Ok(None),
     }
+}
+
+/// The signing key of `--sign-key`/`--sign-key-env`, read and parsed before
+/// anything runs (a key that cannot sign costs nothing); its PEM lines are
+/// learned as secrets, so no output quotes them.
+fn signer(sign: &SignArgs) -> Result<Option<SigningKey>, ExpectedError> {
+    let (pem, what) = match (&sign.sign_key, &sign.sign_key_env) {
+        (Some(path), _) => {
+            let pem =
+                std::fs::read_to_string(path).map_err(|source| ExpectedError::SignKeyRead {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            (
+                zeroize::Zeroizing::new(pem),
+                format!("`{}`", path.display()),
+            )
+        }
+        (None, Some(var)) => {
+            let pem = std::env::var(var).map_err(|_| ExpectedError::SignKeyEnv(var.clone()))?;
+            (zeroize::Zeroizing::new(pem), format!("in `{var}`"))
+        }
+        (None, None) => return Ok(None),
+    };
+    for line in dsse::pem_secrets(&pem) {
+        crate::scrub::redactor().learn_str(&line);
+    }
+    Ok(Some(SigningKey::from_pkcs8_pem(&pem, &what)?))
 }
 
 /// The target config with its secrets read from the environment.

@@ -11,12 +11,13 @@ use crate::bars::progress;
 use crate::cli::VerifyArgs;
 use crate::error::{ExpectedError, eprint_error};
 use crate::scrub::say;
-use crate::summary::Finish;
+use crate::summary::{Finish, Vsa};
 
 pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
     let report_args = &args.report;
     let quiet = report_args.run.quiet;
     let known = super::known_failures(&report_args.run)?;
+    let signer = super::signer(&args.sign)?;
     let config = &args.config.config;
     let (profile, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
     super::apply_api_args(&mut target, &args.api);
@@ -45,8 +46,14 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
     }
     progress.suite_finished("verify");
     let finish = Finish::of(report_args, known.as_ref(), config);
-    let (code, _) = finish.report(run.report)?;
-    finish.attestation(&attestation::render(&run.attestation))?;
+    let (code, report) = finish.report(run.report)?;
+    let vsa = Vsa {
+        report: &report,
+        plan: &verify.plan,
+        resource_uri: &run.resource_uri,
+        subject: run.attestation.subject.clone(),
+    };
+    finish.attestations(&attestation::render(&run.attestation), vsa, signer.as_ref())?;
     if let Some(error) = &run.api_error {
         eprint_error(error.as_ref(), &[], Some(&error.hint(&token_env)));
     }
