@@ -333,11 +333,25 @@ fn once_verifies_a_first_run_then_only_a_change_and_exits_1_on_a_tampered_one() 
     let config = config(tmp.path(), standin.api_base().as_str());
     let out = tmp.path().join("reports");
     let state = tmp.path().join("watch-state.json");
+    // Each run signs its attestation with the watch's key.
+    let key = tmp.path().join("key.pem");
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let once = || {
         watch(
             &config,
             &out,
-            &["--once", "--state", state.to_str().unwrap()],
+            &[
+                "--once",
+                "--state",
+                state.to_str().unwrap(),
+                "--sign-key",
+                key.to_str().unwrap(),
+            ],
         )
     };
 
@@ -355,6 +369,7 @@ fn once_verifies_a_first_run_then_only_a_change_and_exits_1_on_a_tampered_one() 
     assert_eq!(folders.len(), 1, "{folders:?}");
     assert_eq!(verdict_of(&folders[0]), "pass");
     assert!(folders[0].join("attestation.json").is_file());
+    assert!(folders[0].join("attestation.dsse.json").is_file());
     let name = folders[0].file_name().unwrap().to_str().unwrap().to_owned();
     assert!(
         name.ends_with(&format!("-{}", base.deployment_id)),
@@ -420,6 +435,10 @@ fn once_verifies_a_first_run_then_only_a_change_and_exits_1_on_a_tampered_one() 
         .find(|f| f.to_str().unwrap().ends_with(&bad.deployment_id))
         .expect("the tampered deployment's run folder");
     assert_eq!(verdict_of(failed), "fail");
+    assert!(
+        failed.join("attestation.dsse.json").is_file(),
+        "a failed run is signed too"
+    );
     let report: Value =
         serde_json::from_str(&fs_err::read_to_string(failed.join("report.json")).unwrap()).unwrap();
     let failing: Vec<&str> = report["checks"]

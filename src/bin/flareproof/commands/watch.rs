@@ -65,6 +65,10 @@ pub async fn run(args: &WatchArgs) -> Result<u8, ExpectedError> {
     if selects && !args.conform {
         return Ok(fatal(&WatchError::SelectWithoutConform));
     }
+    // What each run would refuse, refused once before any poll: a signing
+    // key that cannot sign, a known-failures file that does not parse.
+    super::signer(&args.sign)?;
+    super::known_failures(&args.report.run)?;
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => return Ok(fatal(&WatchError::Exe(e))),
@@ -526,6 +530,10 @@ impl Watch<'_> {
         }
         if let Some(path) = &a.report.run.known_failures {
             out.push("--known-failures".into());
+            out.push(path.into());
+        }
+        if let Some(path) = &a.report.run.baseline {
+            out.push("--baseline".into());
             out.push(path.into());
         }
         if let Some(path) = &a.sign.sign_key {
