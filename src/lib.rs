@@ -19,6 +19,7 @@ pub mod report;
 pub mod target;
 pub mod testbench;
 pub mod verify;
+pub mod watch;
 
 /// An error and its causes on one line, `: `-separated; for summaries and
 /// evidence (the binary prints causes on lines of their own).

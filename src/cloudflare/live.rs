@@ -190,12 +190,19 @@ pub(super) fn strings(
     }
 }
 
-async fn deployment(client: &Client, script: &str) -> Result<Deployment, ApiError> {
+pub async fn deployment(client: &Client, script: &str) -> Result<Deployment, ApiError> {
     let url = client.account_url(&format!("workers/scripts/{script}/deployments"));
     let result: Value = client.get_json("deployments", &url).await?;
+    parse_deployment(&url, script, &result)
+}
+
+/// The active deployment in the `result` of `GET …/scripts/{s}/deployments`
+/// read from `url`.
+pub fn parse_deployment(url: &str, script: &str, result: &Value) -> Result<Deployment, ApiError> {
+    let url = url.to_owned();
     let list = result
         .get("deployments")
-        .unwrap_or(&result)
+        .unwrap_or(result)
         .as_array()
         .ok_or_else(|| shape(&url, "`result.deployments` is not a list"))?;
     let first = list

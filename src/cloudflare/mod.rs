@@ -13,7 +13,7 @@ pub mod ingress;
 mod live;
 pub mod multipart;
 mod provenance;
-mod settings;
+pub mod settings;
 mod shapes;
 pub mod standin;
 
@@ -23,7 +23,7 @@ pub use error::ApiError;
 pub use ingress::{CustomDomain, Ingress, Route, WorkersDev};
 pub use live::{
     Deployment, Live, LiveVersion, ModulesSource, Observers, TARGET_FIELDS, VersionData,
-    fetch_live, fetch_live_in_zone,
+    deployment, fetch_live, fetch_live_in_zone, parse_deployment,
 };
 pub use multipart::MultipartError;
 pub use provenance::{Dependencies, PackageDependency, Provenance, parse_provenance};

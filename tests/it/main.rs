@@ -23,4 +23,5 @@ mod stand_in;
 mod support;
 mod trust;
 mod verify;
+mod watch;
 mod wrangler;

@@ -135,18 +135,22 @@ pub struct WatchArgs {
     pub report: ReportArgs,
     #[command(flatten)]
     pub sign: SignArgs,
-    /// Seconds between two reads of the deployment (clamped to stay well
-    /// inside the API's 1,200 requests per 5 minutes).
+    /// Seconds between two reads of the deployment. A read is 4 requests;
+    /// intervals under 2 s are clamped to 2 s, so polls stay within 600 of
+    /// the API's 1,200 requests per 5 minutes.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub interval: u64,
     /// Read once, compare with `--state`, verify if it changed, and exit
-    /// (the cron form).
+    /// (the cron form): 0 unchanged since a pass, or pass; 1 fail (or
+    /// unchanged since a fail); 2 could not tell (the state file untouched).
     #[arg(long, requires = "state")]
     pub once: bool,
-    /// The deployment last seen (JSON), updated only after a verdict.
+    /// The deployment last seen and its verify verdict (JSON), written
+    /// (atomically) only after a verdict. Absent: a first run, verified.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Stop at the first run that does not pass, with its exit code.
+    /// Stop at the first verify run that fails, exit 1. (A run that could
+    /// not tell, like an API outage, is retried with backoff.)
     #[arg(long)]
     pub exit_on_fail: bool,
     /// Run `audit` (verify and conform) on a change instead of `verify`.
