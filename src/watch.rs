@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::attestation::{ObserversRecord, ScriptSettingsRecord};
 use crate::cloudflare::{ApiError, Client, parse_deployment, settings};
 
 /// Requests one poll sends (each may be retried by the client on 429/5xx).
@@ -111,43 +112,15 @@ pub struct DeploymentRecord {
     pub versions: Vec<VersionShare>,
 }
 
-/// The script-level settings and observers, normalized (sorted lists).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScriptRecord {
-    pub tail_consumers: Vec<String>,
-    pub streaming_tail_consumers: Vec<String>,
-    pub logpush: bool,
-    pub log_destinations: Vec<String>,
-    pub trace_destinations: Vec<String>,
-    /// Workers Observability keeps logs or traces with Cloudflare.
-    pub observability: bool,
-    /// Open live tail sessions.
-    pub tails: Vec<String>,
-    pub placement: Option<Value>,
-    pub limits: Option<Value>,
-    pub cache_options: Option<Value>,
-    pub usage_model: Option<String>,
-}
-
-/// The fields of [`ScriptRecord`] that name an observer (the others are
-/// settings).
-const OBSERVER_FIELDS: [&str; 7] = [
-    "tail_consumers",
-    "streaming_tail_consumers",
-    "logpush",
-    "log_destinations",
-    "trace_destinations",
-    "observability",
-    "tails",
-];
-
 /// What one poll saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Observation {
     pub deployment: DeploymentRecord,
-    pub script: ScriptRecord,
+    /// The script's observers and settings, recorded as an attestation's
+    /// live record holds them (the same normalisation).
+    pub observers: ObserversRecord,
+    pub settings: ScriptSettingsRecord,
 }
 
 fn shape(url: &str, problem: impl Into<String>) -> ApiError {
@@ -233,11 +206,6 @@ pub async fn poll(client: &Client, script: &str) -> Result<Observation, Arc<ApiE
     } = metadata(&url, &result).map_err(Arc::new)?;
     let observers = observers?;
     let deployed = deployed?;
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v.dedup();
-        v
-    };
     Ok(Observation {
         deployment: DeploymentRecord {
             id: deployment.id,
@@ -253,19 +221,8 @@ pub async fn poll(client: &Client, script: &str) -> Result<Observation, Arc<ApiE
                 })
                 .collect(),
         },
-        script: ScriptRecord {
-            tail_consumers: sorted(observers.tail_consumers),
-            streaming_tail_consumers: sorted(observers.streaming_tail_consumers),
-            logpush: observers.logpush,
-            log_destinations: sorted(observers.log_destinations),
-            trace_destinations: sorted(observers.trace_destinations),
-            observability: observers.observability,
-            tails: sorted(observers.tails),
-            placement: deployed.placement,
-            limits: deployed.limits,
-            cache_options: deployed.cache_options,
-            usage_model: deployed.usage_model,
-        },
+        observers: ObserversRecord::of(&observers),
+        settings: ScriptSettingsRecord::of(&deployed),
     })
 }
 
@@ -374,26 +331,41 @@ pub fn diff(old: &Observation, new: &Observation) -> Vec<Change> {
             version_id: version_id.clone(),
         });
     }
-    let fields = |s: &ScriptRecord| match serde_json::to_value(s) {
+    field_changes(
+        &old.observers,
+        &new.observers,
+        &mut changes,
+        |field, from, to| Change::Observer { field, from, to },
+    );
+    field_changes(
+        &old.settings,
+        &new.settings,
+        &mut changes,
+        |field, from, to| Change::Setting { field, from, to },
+    );
+    changes
+}
+
+/// A change per field that differs between two records of one kind.
+fn field_changes<T: Serialize>(
+    was: &T,
+    now: &T,
+    changes: &mut Vec<Change>,
+    change: impl Fn(String, Value, Value) -> Change,
+) {
+    let fields = |s: &T| match serde_json::to_value(s) {
         Ok(Value::Object(map)) => map,
         _ => serde_json::Map::new(),
     };
-    let (was, now) = (fields(&old.script), fields(&new.script));
+    let (was, now) = (fields(was), fields(now));
     let keys: std::collections::BTreeSet<&String> = was.keys().chain(now.keys()).collect();
     for key in keys {
         let from = was.get(key).cloned().unwrap_or(Value::Null);
         let to = now.get(key).cloned().unwrap_or(Value::Null);
-        if from == to {
-            continue;
+        if from != to {
+            changes.push(change(key.clone(), from, to));
         }
-        let field = key.clone();
-        changes.push(if OBSERVER_FIELDS.contains(&key.as_str()) {
-            Change::Observer { field, from, to }
-        } else {
-            Change::Setting { field, from, to }
-        });
     }
-    changes
 }
 
 /// A verify run's outcome that a state file records: only a verdict is
@@ -628,7 +600,7 @@ mod tests {
                     percentage: 100.0,
                 }],
             },
-            script: ScriptRecord {
+            observers: ObserversRecord {
                 tail_consumers: vec![],
                 streaming_tail_consumers: vec![],
                 logpush: false,
@@ -636,6 +608,8 @@ mod tests {
                 trace_destinations: vec![],
                 observability: false,
                 tails: vec![],
+            },
+            settings: ScriptSettingsRecord {
                 placement: None,
                 limits: Some(serde_json::json!({"cpu_ms": 50})),
                 cache_options: None,
@@ -712,18 +686,13 @@ mod tests {
     fn settings_and_observers_changes_are_told_apart_without_a_new_deployment() {
         let old = observation();
         let mut new = observation();
-        new.script.tail_consumers = vec!["log-collector".into()];
-        new.script.placement = Some(serde_json::json!({"mode": "smart"}));
-        new.script.tails = vec!["t1".into()];
+        new.observers.tail_consumers = vec!["log-collector".into()];
+        new.settings.placement = Some(serde_json::json!({"mode": "smart"}));
+        new.observers.tails = vec!["t1".into()];
         let changes = diff(&old, &new);
         assert_eq!(
             changes,
             vec![
-                Change::Setting {
-                    field: "placement".into(),
-                    from: Value::Null,
-                    to: serde_json::json!({"mode": "smart"})
-                },
                 Change::Observer {
                     field: "tail_consumers".into(),
                     from: serde_json::json!([]),
@@ -734,12 +703,17 @@ mod tests {
                     from: serde_json::json!([]),
                     to: serde_json::json!(["t1"])
                 },
+                Change::Setting {
+                    field: "placement".into(),
+                    from: Value::Null,
+                    to: serde_json::json!({"mode": "smart"})
+                },
             ]
         );
         assert!(
-            changes[1].to_string().contains("log-collector"),
+            changes[0].to_string().contains("log-collector"),
             "{}",
-            changes[1]
+            changes[0]
         );
     }
 

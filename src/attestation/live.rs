@@ -263,23 +263,37 @@ fn version(v: &VersionData) -> LiveVersionRecord {
 }
 
 fn observers(o: &Observers) -> ObserversRecord {
-    ObserversRecord {
-        tail_consumers: sorted(o.tail_consumers.clone()),
-        streaming_tail_consumers: sorted(o.streaming_tail_consumers.clone()),
-        logpush: o.logpush,
-        log_destinations: sorted(o.log_destinations.clone()),
-        trace_destinations: sorted(o.trace_destinations.clone()),
-        observability: o.observability,
-        tails: sorted(o.tails.clone()),
+    ObserversRecord::of(o)
+}
+
+impl ObserversRecord {
+    /// The observers as read, every list sorted (also what `watch` polls).
+    pub fn of(o: &Observers) -> ObserversRecord {
+        ObserversRecord {
+            tail_consumers: sorted(o.tail_consumers.clone()),
+            streaming_tail_consumers: sorted(o.streaming_tail_consumers.clone()),
+            logpush: o.logpush,
+            log_destinations: sorted(o.log_destinations.clone()),
+            trace_destinations: sorted(o.trace_destinations.clone()),
+            observability: o.observability,
+            tails: sorted(o.tails.clone()),
+        }
     }
 }
 
 fn script_settings(s: &DeployedScriptSettings) -> ScriptSettingsRecord {
-    ScriptSettingsRecord {
-        placement: s.placement.clone(),
-        limits: s.limits.clone(),
-        cache_options: s.cache_options.clone(),
-        usage_model: s.usage_model.clone(),
+    ScriptSettingsRecord::of(s)
+}
+
+impl ScriptSettingsRecord {
+    /// The script-level settings as read (also what `watch` polls).
+    pub fn of(s: &DeployedScriptSettings) -> ScriptSettingsRecord {
+        ScriptSettingsRecord {
+            placement: s.placement.clone(),
+            limits: s.limits.clone(),
+            cache_options: s.cache_options.clone(),
+            usage_model: s.usage_model.clone(),
+        }
     }
 }
 
