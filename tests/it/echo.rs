@@ -429,7 +429,7 @@ fn run_against_the_echo_target(command: &str) {
             "--only",
             "session.*",
         ]);
-    for format in ["json", "junit", "sarif", "markdown", "html"] {
+    for format in ["json", "junit", "sarif", "markdown", "html", "har"] {
         cmd.args(["--format", format]);
     }
     cmd.env("FP_ECHO_SERVICE_KEY", SERVICE_KEY)
@@ -459,6 +459,7 @@ fn run_against_the_echo_target(command: &str) {
         "report.sarif",
         "summary.md",
         "report.html",
+        "exchanges.har",
     ];
     if audit {
         files.push("attestation.json");

@@ -3,10 +3,12 @@
 mod browser;
 mod cli;
 mod conform;
+mod diff;
 mod dsse;
 mod echo;
 mod families;
 mod fixture;
+mod har;
 mod hostile;
 mod ingress;
 mod pinned;
