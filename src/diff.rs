@@ -509,9 +509,32 @@ impl Diff {
         self.rows.iter().any(|r| r.change == Change::NewFailure)
     }
 
-    /// 1 on a regression, else 0.
+    /// Checks BASE passed (or warned) that NEW could not decide or did not
+    /// run: whether they regressed is not known.
+    pub fn undecided(&self) -> impl Iterator<Item = &Row> {
+        self.rows_of(Change::NoLongerPassing)
+            .filter(|r| matches!(r.new, None | Some(Status::Error)))
+    }
+
+    /// 1 on a regression; else 2 when a check BASE passed is undecided in
+    /// NEW (no regression is not shown for it: never a pass by default);
+    /// else 0.
     pub fn exit_code(&self) -> u8 {
-        u8::from(self.regressed())
+        if self.regressed() {
+            1
+        } else if self.undecided().next().is_some() {
+            2
+        } else {
+            0
+        }
+    }
+
+    fn headline(&self) -> &'static str {
+        match self.exit_code() {
+            1 => "❌ regression",
+            2 => "⛔ could not tell: checks BASE passed are undecided in NEW",
+            _ => "✅ no regression",
+        }
     }
 
     pub fn rows_of(&self, change: Change) -> impl Iterator<Item = &Row> {
@@ -529,15 +552,23 @@ impl Diff {
             .rows_of(Change::NewFailure)
             .map(|r| r.label.as_str())
             .collect();
-        let head = if failures.is_empty() {
-            "no regression: no new failure".to_owned()
-        } else {
+        let undecided = self.undecided().count();
+        let head = if !failures.is_empty() {
             format!(
                 "regression: {} new failure{} ({})",
                 failures.len(),
                 plural(failures.len()),
                 failures.join(", ")
             )
+        } else if undecided > 0 {
+            format!(
+                "could not tell: no new failure, but {undecided} check{} BASE passed {} \
+                 undecided or not run in NEW",
+                plural(undecided),
+                if undecided == 1 { "is" } else { "are" }
+            )
+        } else {
+            "no regression: no new failure".to_owned()
         };
         let measured = self
             .rows
@@ -686,12 +717,7 @@ fn digest_state(d: &Option<ModuleDigest>) -> &'static str {
 /// `diff.md`: for a pull-request comment or a job summary.
 pub fn markdown(diff: &Diff) -> String {
     let mut out = String::new();
-    let head = if diff.regressed() {
-        "❌ regression"
-    } else {
-        "✅ no regression"
-    };
-    let _ = writeln!(out, "# flareproof diff: {head}\n");
+    let _ = writeln!(out, "# flareproof diff: {}\n", diff.headline());
     let _ = writeln!(out, "{}\n", cell(&diff.summary()));
     let _ = writeln!(out, "| | BASE | NEW |\n|---|---|---|");
     let _ = writeln!(
@@ -873,16 +899,20 @@ const DIFF_STYLE: &str = "\
 .pair>div>h4{margin:0 0 4px;font-size:13px}\
 .pair svg{max-width:100%;height:auto}\
 tr.changed td{background:#fff8c5}\
-header.regression{background:var(--fail)}header.clean{background:var(--pass)}";
+header.regression{background:var(--fail)}header.clean{background:var(--pass)}\
+header.undecided{background:var(--error)}";
 
 /// `diff.html`: one self-contained page, BASE and NEW side by side, with
 /// each check's charts from both runs.
 pub fn html(diff: &Diff) -> String {
     let mut out = String::new();
-    let (class, head) = if diff.regressed() {
-        ("regression", "REGRESSION: NEW fails checks BASE did not")
-    } else {
-        ("clean", "NO REGRESSION: NEW fails no check BASE did not")
+    let (class, head) = match diff.exit_code() {
+        1 => ("regression", "REGRESSION: NEW fails checks BASE did not"),
+        2 => (
+            "undecided",
+            "COULD NOT TELL: checks BASE passed are undecided in NEW",
+        ),
+        _ => ("clean", "NO REGRESSION: NEW fails no check BASE did not"),
     };
     let _ = write!(
         out,

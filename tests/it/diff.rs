@@ -142,6 +142,53 @@ fn an_improvement_exits_0_and_writes_markdown_and_html() {
     assert!(stderr(&out).contains("no regression"), "{}", stderr(&out));
 }
 
+#[test]
+fn a_check_base_passed_that_new_could_not_decide_or_run_exits_2() {
+    use Status::*;
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(
+        &dir.path().join("base"),
+        &with_statuses(&[Pass, Pass, Fail]),
+    );
+    for (name, new) in [
+        ("error", with_statuses(&[Pass, Error, Fail])),
+        ("not run", with_statuses(&[Pass])),
+    ] {
+        let new = write(&dir.path().join(name), &new);
+        let out = flareproof()
+            .arg("diff")
+            .arg(&base)
+            .arg(&new)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let md = stdout(&out);
+        assert!(
+            md.starts_with("# flareproof diff: ⛔ could not tell"),
+            "{name}: {md}"
+        );
+        assert!(md.contains("## No longer passing (1)"), "{name}: {md}");
+        assert!(
+            stderr(&out).contains("1 check BASE passed is undecided or not run in NEW"),
+            "{name}: {}",
+            stderr(&out)
+        );
+    }
+    // Skipped on purpose (a known failure) is no longer passing, not
+    // undecided.
+    let skipped = write(
+        &dir.path().join("skip"),
+        &with_statuses(&[Pass, Skip, Fail]),
+    );
+    let out = flareproof()
+        .arg("diff")
+        .arg(&base)
+        .arg(&skipped)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 /// Revocation trials at two vantages and a rate-limit bucket, at `port`
 /// and `port + 1`, with times `base_ms + 40 * trial` (+150 at the second
 /// vantage) and `allowed` requests allowed before the 429s.
@@ -324,6 +371,10 @@ fn an_invalid_report_is_an_error_naming_the_file_and_the_violation() {
 }
 
 fn conform(info: &FixtureInfo, dir: &Path, baseline: Option<&Path>) -> Output {
+    conform_to(info, dir, &dir.join("out"), baseline)
+}
+
+fn conform_to(info: &FixtureInfo, dir: &Path, out: &Path, baseline: Option<&Path>) -> Output {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("flareproof.toml");
     std::fs::write(&config, crate::support::conform_config(info, "FP_DIFF")).unwrap();
@@ -332,7 +383,7 @@ fn conform(info: &FixtureInfo, dir: &Path, baseline: Option<&Path>) -> Output {
         .arg("--config")
         .arg(&config)
         .arg("--out")
-        .arg(dir.join("out"))
+        .arg(out)
         .args(["--only", "cookie.*", "--format", "har"]);
     if let Some(baseline) = baseline {
         cmd.arg("--baseline").arg(baseline);
@@ -382,6 +433,18 @@ fn the_reference_worker_clean_and_with_one_fault_diff_as_a_regression() {
         "{md}"
     );
     assert!(faulty_dir.join("out/diff.html").exists());
+
+    // With the report on stdout, the diff is its summary on stderr only.
+    let piped = conform_to(
+        faulty.info(),
+        &dir.path().join("piped"),
+        Path::new("-"),
+        Some(&clean_dir.join("out")),
+    );
+    assert_eq!(piped.status.code(), Some(1), "{}", stderr(&piped));
+    let _: serde_json::Value = serde_json::from_slice(&piped.stdout)
+        .unwrap_or_else(|e| panic!("stdout is the HAR alone: {e}\n{}", stdout(&piped)));
+    assert!(stderr(&piped).contains("regression: 1 new failure (cookie.httponly)"));
 
     // The same two reports through `diff`: exit 1; the other way round, 0.
     let forward = flareproof()

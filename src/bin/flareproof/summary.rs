@@ -161,7 +161,10 @@ impl<'a> Finish<'a> {
 ///
 /// The run's own verdict rules the exit code. A regression (a check that
 /// fails now and did not in the baseline) is a failed check, so the
-/// verdict is already `fail` (1). A baseline that cannot be read, does not
+/// verdict is already `fail` (1); a check the baseline passed that is
+/// `error` now makes the verdict `error` (2) already; one the run did not
+/// select (`--only`, `--skip`) is named in the diff and changes nothing
+/// (unlike `flareproof diff`, which exits 2 for it). A baseline that cannot be read, does not
 /// validate, or is of another suite is printed as an error after the
 /// report is written, and a run that passed then exits 2 (it could not do
 /// all it was asked); a failing run keeps its 1.
@@ -215,7 +218,12 @@ impl Baselined<'_> {
         };
         let diff =
             flareproof::diff::compare(base, new).map_err(|e| BaselineError(diff_error(e)))?;
-        write_diff(self.finish.dir, &diff).map_err(BaselineError)?;
+        if self.finish.dir == Path::new(report::STDOUT) {
+            // The report went to stdout: the diff's summary only.
+            say!("diff against {}: {}", diff.base.path, diff.summary());
+        } else {
+            write_diff(self.finish.dir, &diff).map_err(BaselineError)?;
+        }
         Ok(diff)
     }
 }
