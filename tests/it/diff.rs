@@ -408,7 +408,23 @@ fn the_reference_worker_clean_and_with_one_fault_diff_as_a_regression() {
     let har: serde_json::Value =
         serde_json::from_slice(&std::fs::read(clean_dir.join("out/exchanges.har")).unwrap())
             .unwrap();
-    assert!(!har["log"]["entries"].as_array().unwrap().is_empty());
+    // A real run's HAR: valid, one entry per exchange report.json records.
+    let report: Report =
+        serde_json::from_slice(&std::fs::read(clean_dir.join("out/report.json")).unwrap()).unwrap();
+    let mut recorded: Vec<&flareproof::model::Exchange> = Vec::new();
+    for e in report.checks.iter().flat_map(|c| &c.evidence) {
+        if let Evidence::Exchange(x) = e
+            && !recorded.contains(&x)
+        {
+            recorded.push(x);
+        }
+    }
+    assert!(!recorded.is_empty());
+    assert_eq!(
+        har["log"]["entries"].as_array().unwrap().len(),
+        recorded.len()
+    );
+    assert!(crate::har::validator().is_valid(&har));
 
     // A baseline that is not a report: the run's report is still written,
     // and a run that passed exits 2 naming the file.

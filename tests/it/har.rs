@@ -18,7 +18,7 @@ const HAR_SCHEMAS: &str = concat!(
 
 /// The vendored schema: `har.json` and the 17 files it refers to, each
 /// registered under the URI its relative `$id` resolves to.
-fn validator() -> jsonschema::Validator {
+pub fn validator() -> jsonschema::Validator {
     let read = |name: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(format!("{HAR_SCHEMAS}/{name}")).unwrap()).unwrap()
     };
