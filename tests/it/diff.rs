@@ -294,6 +294,41 @@ fn a_changed_measurement_is_shown_side_by_side_per_vantage() {
 }
 
 #[test]
+fn a_changed_module_digest_is_shown_with_both_runs() {
+    let base = every_status_report();
+    let mut new = every_status_report();
+    for check in &mut new.checks {
+        for e in &mut check.evidence {
+            if let Evidence::Digest(d) = e {
+                d.deployed_sha256 = Some("a".repeat(64));
+            }
+        }
+    }
+    let diff = diff::compare(
+        diff::parse("base", &json::render(&base)).unwrap(),
+        diff::parse("new", &json::render(&new)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        diff.modules.len(),
+        1,
+        "one module, however many checks show it"
+    );
+    assert!(diff.modules[0].changed());
+    let md = diff::markdown(&diff);
+    assert!(
+        md.contains(
+            "| `worker.js` | `aaaaaaaaaaaa` | `bbbbbbbbbbbb` | differ | `aaaaaaaaaaaa` | `aaaaaaaaaaaa` | match | 🔺 changed |"
+        ),
+        "{md}"
+    );
+    assert!(
+        diff.summary()
+            .ends_with("0 measurements and 1 module digest changed")
+    );
+}
+
+#[test]
 fn reports_of_different_suites_are_an_error_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let base = write(&dir.path().join("vendor"), &every_status_report());
