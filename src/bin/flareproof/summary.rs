@@ -164,10 +164,10 @@ impl<'a> Finish<'a> {
 /// verdict is already `fail` (1); a check the baseline passed that is
 /// `error` now makes the verdict `error` (2) already; one the run did not
 /// select (`--only`, `--skip`) is named in the diff and changes nothing
-/// (unlike `flareproof diff`, which exits 2 for it). A baseline that cannot be read, does not
-/// validate, or is of another suite is printed as an error after the
-/// report is written, and a run that passed then exits 2 (it could not do
-/// all it was asked); a failing run keeps its 1.
+/// (unlike `flareproof diff`, which exits 2 for it). A baseline that
+/// cannot be read, does not validate, or is of another suite is printed
+/// as an error after the report is written, and a run that passed then
+/// exits 2 (it could not do all it was asked); a failing run keeps its 1.
 pub struct Baselined<'a> {
     pub finish: Finish<'a>,
     pub baseline: Option<&'a Path>,
