@@ -8,6 +8,7 @@ pub mod checks;
 pub mod cloudflare;
 pub mod compare;
 pub mod conform;
+pub mod diff;
 pub mod init;
 pub mod known_failures;
 pub mod model;

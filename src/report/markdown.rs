@@ -23,7 +23,7 @@ pub fn icon(status: Status) -> &'static str {
 }
 
 /// Escapes text for a table cell or a line of prose.
-fn cell(s: &str) -> String {
+pub fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

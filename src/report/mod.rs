@@ -2,6 +2,7 @@
 //! [`outputs`], which says where each rendering goes. Writing them is the
 //! binary's business.
 
+pub mod har;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -26,21 +27,25 @@ pub enum Format {
     Markdown,
     /// `report.html`, one self-contained page with charts.
     Html,
+    /// `exchanges.har` (HAR 1.2): every exchange of the run, for DevTools,
+    /// Burp or ZAP.
+    Har,
 }
 
 /// A name that is not one of [`Format::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a report format (known: json, junit, sarif, markdown, html)")]
+#[error("`{0}` is not a report format (known: json, junit, sarif, markdown, html, har)")]
 pub struct UnknownFormat(pub String);
 
 impl Format {
     /// Every format, in the order [`outputs`] writes them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Json,
         Format::Junit,
         Format::Sarif,
         Format::Markdown,
         Format::Html,
+        Format::Har,
     ];
 
     /// The name `--format` takes and [`str::parse`] reads.
@@ -51,6 +56,7 @@ impl Format {
             Format::Sarif => "sarif",
             Format::Markdown => "markdown",
             Format::Html => "html",
+            Format::Har => "har",
         }
     }
 
@@ -62,6 +68,7 @@ impl Format {
             Format::Sarif => "`report.sarif` (SARIF 2.1.0), for GitHub code scanning",
             Format::Markdown => "`summary.md`, for `$GITHUB_STEP_SUMMARY`",
             Format::Html => "`report.html`, one self-contained page with charts",
+            Format::Har => "`exchanges.har` (HAR 1.2), every exchange, for DevTools, Burp or ZAP",
         }
     }
 
@@ -73,6 +80,7 @@ impl Format {
             Format::Sarif => "report.sarif",
             Format::Markdown => "summary.md",
             Format::Html => "report.html",
+            Format::Har => "exchanges.har",
         }
     }
 
@@ -83,6 +91,7 @@ impl Format {
             Format::Sarif => sarif::render(report),
             Format::Markdown => markdown::render(report),
             Format::Html => html::render(report),
+            Format::Har => har::render(report),
         }
     }
 }

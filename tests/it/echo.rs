@@ -429,7 +429,7 @@ fn run_against_the_echo_target(command: &str) {
             "--only",
             "session.*",
         ]);
-    for format in ["json", "junit", "sarif", "markdown", "html"] {
+    for format in ["json", "junit", "sarif", "markdown", "html", "har"] {
         cmd.args(["--format", format]);
     }
     cmd.env("FP_ECHO_SERVICE_KEY", SERVICE_KEY)
@@ -459,6 +459,7 @@ fn run_against_the_echo_target(command: &str) {
         "report.sarif",
         "summary.md",
         "report.html",
+        "exchanges.har",
     ];
     if audit {
         files.push("attestation.json");
@@ -491,6 +492,12 @@ fn run_against_the_echo_target(command: &str) {
     // keeps the secrets out, not the lack of evidence.
     let report = &outputs[2].1;
     assert!(report.contains("x-echo-0-b64url-in-2"), "no echo recorded");
+    let har = &outputs
+        .iter()
+        .find(|(n, _)| n == "exchanges.har")
+        .unwrap()
+        .1;
+    assert!(har.contains("x-echo-0-b64url-in-2"), "no echo in the HAR");
     if audit {
         // The API's refusal, quoting the token, was read and printed.
         assert!(stderr.contains("HTTP 403"), "{stderr}");

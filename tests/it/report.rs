@@ -12,7 +12,7 @@ use flareproof::model::{
     CheckId, CheckResult, Evidence, Measurement, Report, Status, Timeline, TimelinePoint,
 };
 use flareproof::plan::Plan;
-use flareproof::report::{Format, html, junit, markdown, sarif};
+use flareproof::report::{Format, har, html, junit, markdown, sarif};
 
 use crate::schema::every_status_report;
 
@@ -58,6 +58,7 @@ fn snapshots_of_every_format() {
         insta::assert_snapshot!("sarif", text(sarif::render(&report)));
         insta::assert_snapshot!("markdown", text(markdown::render(&report)));
         insta::assert_snapshot!("html", text(html::render(&report)));
+        insta::assert_snapshot!("har", text(har::render(&report)));
     });
 }
 

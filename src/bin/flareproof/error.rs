@@ -92,9 +92,6 @@ pub enum ExpectedError {
     /// `init`: the prompt could not be read.
     #[error("read the answer to `--{0}` from the terminal")]
     InitPrompt(String, #[source] std::io::Error),
-    /// A command whose implementation is still to come (placeholder).
-    #[error("run `{0}`: not built yet")]
-    NotBuilt(&'static str),
 }
 
 impl ExpectedError {

@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use flareproof::diff::Diff;
 use flareproof::known_failures::KnownFailures;
 use flareproof::model::{Report, Status};
 use flareproof::report::{self, Dest, Format};
@@ -27,18 +28,27 @@ pub struct Finish<'a> {
 
 impl<'a> Finish<'a> {
     /// How a command that read `config` writes its report, as its
-    /// `--out`, `--format` and `--quiet` say.
+    /// `--out`, `--format`, `--quiet` and `--baseline` say.
     pub fn of(
         args: &'a crate::cli::ReportArgs,
         known: Option<&'a KnownFailures>,
         config: &'a Path,
-    ) -> Self {
+    ) -> Baselined<'a> {
         Finish {
             dir: &args.out,
             formats: &args.format,
             known,
             config: Some(config),
             quiet: args.run.quiet,
+        }
+        .with_baseline(args.run.baseline.as_deref())
+    }
+
+    /// This finish, comparing the report with `baseline` when there is one.
+    pub fn with_baseline(self, baseline: Option<&'a Path>) -> Baselined<'a> {
+        Baselined {
+            finish: self,
+            baseline,
         }
     }
 
@@ -143,6 +153,130 @@ impl<'a> Finish<'a> {
         }
         Ok(Some(text.into_bytes()))
     }
+}
+
+/// A [`Finish`] that, with `--baseline FILE`, also compares the report
+/// with that earlier one: prints the diff's summary and writes `diff.md`
+/// and `diff.html` beside the report (not with `--out -`).
+///
+/// The run's own verdict rules the exit code. A regression (a check that
+/// fails now and did not in the baseline) is a failed check, so the
+/// verdict is already `fail` (1); a check the baseline passed that is
+/// `error` now makes the verdict `error` (2) already; one the run did not
+/// select (`--only`, `--skip`) is named in the diff and changes nothing
+/// (unlike `flareproof diff`, which exits 2 for it). A baseline that
+/// cannot be read, does not validate, or is of another suite is printed
+/// as an error after the report is written, and a run that passed then
+/// exits 2 (it could not do all it was asked); a failing run keeps its 1.
+pub struct Baselined<'a> {
+    pub finish: Finish<'a>,
+    pub baseline: Option<&'a Path>,
+}
+
+impl Baselined<'_> {
+    /// [`Finish::report`], then the comparison with the baseline.
+    pub fn report(&self, report: Report) -> Result<(u8, Report), ExpectedError> {
+        let (code, report) = self.finish.report(report)?;
+        let Some(baseline) = self.baseline else {
+            return Ok((code, report));
+        };
+        let code = match self.compare(baseline, &report) {
+            Ok(diff) if diff.regressed() => code.max(1),
+            Ok(_) => code,
+            Err(error) => {
+                let error = error.context(baseline);
+                crate::error::eprint_error(&error, &[], None);
+                if code == 0 { 2 } else { code }
+            }
+        };
+        Ok((code, report))
+    }
+
+    /// [`Finish::attestations`].
+    pub fn attestations(
+        &self,
+        statement: &[u8],
+        vsa: Vsa<'_>,
+        signer: Option<&SigningKey>,
+    ) -> Result<(), ExpectedError> {
+        self.finish.attestations(statement, vsa, signer)
+    }
+
+    fn compare(&self, baseline: &Path, report: &Report) -> Result<Diff, BaselineError> {
+        let base = load_report(baseline).map_err(BaselineError)?;
+        let new = flareproof::diff::Loaded {
+            path: match report::attestation_path(self.finish.dir) {
+                Some(_) => self
+                    .finish
+                    .dir
+                    .join(Format::Json.file_name())
+                    .display()
+                    .to_string(),
+                None => "this run".to_owned(),
+            },
+            report: report.clone(),
+        };
+        let diff =
+            flareproof::diff::compare(base, new).map_err(|e| BaselineError(diff_error(e)))?;
+        if self.finish.dir == Path::new(report::STDOUT) {
+            // The report went to stdout: the diff's summary only.
+            say!("diff against {}: {}", diff.base.path, diff.summary());
+        } else {
+            write_diff(self.finish.dir, &diff).map_err(BaselineError)?;
+        }
+        Ok(diff)
+    }
+}
+
+/// Why `--baseline` could not be compared.
+struct BaselineError(ExpectedError);
+
+impl BaselineError {
+    fn context(self, baseline: &Path) -> std::io::Error {
+        std::io::Error::other(format!(
+            "compare the report with the baseline `{}`: {}",
+            baseline.display(),
+            flareproof::error_chain(&self.0)
+        ))
+    }
+}
+
+/// A report for `diff` or `--baseline` (a `report.json`, or a folder
+/// holding one), validated against the committed schema and scrubbed of
+/// every secret the binary knows and of URL credentials, as any output.
+pub fn load_report(path: &Path) -> Result<flareproof::diff::Loaded, ExpectedError> {
+    let mut loaded = flareproof::diff::load(path).map_err(diff_error)?;
+    loaded.report = crate::scrub::redactor().scrub_all_printed(&loaded.report)?;
+    Ok(loaded)
+}
+
+/// A diff error as the binary prints it (exit 2).
+pub fn diff_error(error: flareproof::diff::DiffError) -> ExpectedError {
+    ExpectedError::Write(std::io::Error::other(error))
+}
+
+/// Writes a diff: to `dir` as `diff.md` and `diff.html`, or with `-` its
+/// Markdown to stdout; its summary line on stderr either way.
+pub fn write_diff(dir: &Path, diff: &Diff) -> Result<(), ExpectedError> {
+    let markdown = flareproof::diff::markdown(diff);
+    if dir == Path::new(report::STDOUT) {
+        std::io::stdout().write_all(crate::scrub::text(&markdown).as_bytes())?;
+    } else {
+        fs_err::create_dir_all(dir)?;
+        let md = dir.join(flareproof::diff::MARKDOWN_FILE);
+        fs_err::write(&md, crate::scrub::text(&markdown))?;
+        let html = dir.join(flareproof::diff::HTML_FILE);
+        fs_err::write(&html, crate::scrub::text(&flareproof::diff::html(diff)))?;
+        say!("wrote {}", md.display());
+        say!("wrote {}", html.display());
+    }
+    say!(
+        "diff of {} against {}: {}",
+        diff.new.path,
+        diff.base.path,
+        diff.summary()
+    );
+    Ok(())
 }
 
 /// What the verification summary of a run says.

@@ -18,26 +18,37 @@ const VANTAGE_COLORS: [&str; 6] = [
 /// Time to refusal: one chart per check whose measurements have a bound, a
 /// trial and a vantage (the session suite's revocation windows).
 pub(super) fn revocation_charts(report: &Report) -> Vec<String> {
-    let mut charts = Vec::new();
-    for check in &report.checks {
-        let points: Vec<&Measurement> = check
-            .evidence
-            .iter()
-            .filter_map(|e| match e {
-                Evidence::Measurement(m)
-                    if m.bound.is_some() && m.trial.is_some() && m.vantage.is_some() =>
-                {
-                    Some(m)
-                }
-                _ => None,
-            })
-            .collect();
-        if points.is_empty() {
-            continue;
-        }
-        charts.push(revocation_chart(check, &points));
-    }
-    charts
+    report
+        .checks
+        .iter()
+        .filter_map(revocation_chart_of)
+        .collect()
+}
+
+/// A check's time-to-refusal chart, when it has revocation measurements.
+fn revocation_chart_of(check: &CheckResult) -> Option<String> {
+    let points: Vec<&Measurement> = check
+        .evidence
+        .iter()
+        .filter_map(|e| match e {
+            Evidence::Measurement(m)
+                if m.bound.is_some() && m.trial.is_some() && m.vantage.is_some() =>
+            {
+                Some(m)
+            }
+            _ => None,
+        })
+        .collect();
+    (!points.is_empty()).then(|| revocation_chart(check, &points))
+}
+
+/// One check's charts, as the report page draws them: its time-to-refusal
+/// chart, then one per rate-limit bucket.
+pub(crate) fn check_charts(check: &CheckResult) -> Vec<String> {
+    revocation_chart_of(check)
+        .into_iter()
+        .chain(timeline_charts_of(check))
+        .collect()
 }
 
 fn revocation_chart(check: &CheckResult, points: &[&Measurement]) -> String {
@@ -196,16 +207,25 @@ fn accuracy(points: &[&Measurement]) -> String {
 
 /// Rate limits: one chart per bucket (`Timeline` evidence).
 pub(super) fn timeline_charts(report: &Report) -> Vec<String> {
-    report
-        .checks
+    report.checks.iter().flat_map(timeline_charts_of).collect()
+}
+
+fn timeline_charts_of(check: &CheckResult) -> Vec<String> {
+    check
+        .evidence
         .iter()
-        .flat_map(|c| {
-            c.evidence.iter().filter_map(move |e| match e {
-                Evidence::Timeline(t) if !t.points.is_empty() => Some(timeline_chart(c, t)),
-                _ => None,
-            })
+        .filter_map(|e| match e {
+            Evidence::Timeline(t) if !t.points.is_empty() => Some(timeline_chart(check, t)),
+            _ => None,
         })
         .collect()
+}
+
+/// The most requests allowed in one window whose start the harness saw
+/// (what the timeline chart's count line peaks at); none when no window
+/// start was seen.
+pub(crate) fn most_allowed_in_a_window(t: &Timeline) -> Option<u64> {
+    levels(t, &phases(t)).into_iter().flatten().max()
 }
 
 /// The colour of the band over requests whose window start was not seen.

@@ -14,3 +14,12 @@ mod page;
 mod svg;
 
 pub use page::render;
+
+/// The pieces of the page that other pages (the diff's) reuse: the style,
+/// a status badge, escaping, one check's charts, and the count the
+/// rate-limit chart draws.
+pub(crate) mod parts {
+    pub(crate) use super::charts::{check_charts, most_allowed_in_a_window};
+    pub(crate) use super::page::{STYLE, badge};
+    pub(crate) use super::svg::esc;
+}

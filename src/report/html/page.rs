@@ -26,11 +26,11 @@ fn anchor(check: &CheckResult) -> String {
     }
 }
 
-pub(super) fn badge(status: Status) -> String {
+pub(crate) fn badge(status: Status) -> String {
     format!("<span class=\"badge {status}\">{status}</span>")
 }
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root{--pass:#1a7f37;--fail:#cf222e;--warn:#9a6700;--error:#8250df;--skip:#6e7781;--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
 *{box-sizing:border-box}
 body{font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--ink);margin:0;background:#fff}

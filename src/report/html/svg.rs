@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::report::text;
 
 /// Escapes text for HTML and SVG, in content and in quoted attributes.
-pub(super) fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

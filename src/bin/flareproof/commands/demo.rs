@@ -28,7 +28,8 @@ pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
         known: known.as_ref(),
         config: None,
         quiet: args.run.quiet,
-    };
+    }
+    .with_baseline(args.run.baseline.as_deref());
     let (code, report) = finish.report(run.report)?;
     let statement = attestation::audit_statement(
         &report,
