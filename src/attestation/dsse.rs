@@ -186,6 +186,30 @@ fn unsupported(
     }
 }
 
+/// The two key algorithms flareproof signs and checks with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algorithm {
+    P256,
+    Ed25519,
+}
+
+/// Which of them a key's algorithm identifier names (a private key's and a
+/// public key's carry the same one), or why neither.
+fn algorithm(what: &str, id: &spki::AlgorithmIdentifierRef<'_>) -> Result<Algorithm, KeyError> {
+    let oid = id.oid;
+    let curve = id
+        .parameters_oid()
+        .ok()
+        .filter(|_| oid == OID_EC_PUBLIC_KEY);
+    if oid == OID_EC_PUBLIC_KEY && curve == Some(OID_P256) {
+        Ok(Algorithm::P256)
+    } else if oid == OID_ED25519 {
+        Ok(Algorithm::Ed25519)
+    } else {
+        Err(unsupported(what, oid, curve))
+    }
+}
+
 impl SigningKey {
     /// Parses an unencrypted PKCS#8 PEM private key; `what` names where it
     /// came from (a path, an environment variable) in errors.
@@ -216,23 +240,15 @@ impl SigningKey {
             pkcs8::SecretDocument::from_pem(pem.trim()).map_err(|e| malformed(what, e))?;
         let info =
             pkcs8::PrivateKeyInfo::from_der(doc.as_bytes()).map_err(|e| malformed(what, e))?;
-        let algorithm = info.algorithm.oid;
-        let curve = info
-            .algorithm
-            .parameters_oid()
-            .ok()
-            .filter(|_| algorithm == OID_EC_PUBLIC_KEY);
-        if algorithm == OID_EC_PUBLIC_KEY && curve == Some(OID_P256) {
-            p256::ecdsa::SigningKey::from_pkcs8_der(doc.as_bytes())
-                .map(SigningKey::P256)
-                .map_err(|e| malformed(what, e))
-        } else if algorithm == OID_ED25519 {
-            ed25519_dalek::SigningKey::from_pkcs8_der(doc.as_bytes())
-                .map(SigningKey::Ed25519)
-                .map_err(|e| malformed(what, e))
-        } else {
-            Err(unsupported(what, algorithm, curve))
+        match algorithm(what, &info.algorithm)? {
+            Algorithm::P256 => {
+                p256::ecdsa::SigningKey::from_pkcs8_der(doc.as_bytes()).map(SigningKey::P256)
+            }
+            Algorithm::Ed25519 => {
+                ed25519_dalek::SigningKey::from_pkcs8_der(doc.as_bytes()).map(SigningKey::Ed25519)
+            }
         }
+        .map_err(|e| malformed(what, e))
     }
 
     /// A new random P-256 key.
@@ -317,23 +333,13 @@ impl VerifyingKey {
         let (_, doc) = pkcs8::Document::from_pem(pem.trim()).map_err(|e| malformed(what, e))?;
         let info = spki::SubjectPublicKeyInfoRef::from_der(doc.as_bytes())
             .map_err(|e| malformed(what, e))?;
-        let algorithm = info.algorithm.oid;
-        let curve = info
-            .algorithm
-            .parameters_oid()
-            .ok()
-            .filter(|_| algorithm == OID_EC_PUBLIC_KEY);
-        if algorithm == OID_EC_PUBLIC_KEY && curve == Some(OID_P256) {
-            p256::ecdsa::VerifyingKey::from_public_key_der(doc.as_bytes())
-                .map(VerifyingKey::P256)
-                .map_err(|e| malformed(what, e))
-        } else if algorithm == OID_ED25519 {
-            ed25519_dalek::VerifyingKey::from_public_key_der(doc.as_bytes())
-                .map(VerifyingKey::Ed25519)
-                .map_err(|e| malformed(what, e))
-        } else {
-            Err(unsupported(what, algorithm, curve))
+        match algorithm(what, &info.algorithm)? {
+            Algorithm::P256 => p256::ecdsa::VerifyingKey::from_public_key_der(doc.as_bytes())
+                .map(VerifyingKey::P256),
+            Algorithm::Ed25519 => ed25519_dalek::VerifyingKey::from_public_key_der(doc.as_bytes())
+                .map(VerifyingKey::Ed25519),
         }
+        .map_err(|e| malformed(what, e))
     }
 
     fn to_der(&self) -> Vec<u8> {

@@ -460,13 +460,12 @@ impl Watch<'_> {
             );
         }
         let stderr_as_stdout: Stdio = std::io::stderr().into();
-        let mut child = match tokio::process::Command::new(&self.exe)
-            .args(self.child_args(command, dir))
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.args(self.child_args(command, dir))
             .stdin(Stdio::null())
             .stdout(stderr_as_stdout)
-            .process_group(0)
-            .spawn()
-        {
+            .process_group(0);
+        let mut child = match spawn_deaf(&mut cmd) {
             Ok(child) => child,
             Err(e) => {
                 return (
@@ -599,4 +598,28 @@ fn versions(o: &Observation) -> String {
         .map(|v| format!("{} {}%", v.version_id, v.percentage))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Spawns `cmd` (in a process group of its own) so that a Ctrl-C or
+/// SIGTERM meant for the watch never reaches it: its own group keeps later
+/// signals away, and SIGINT/SIGTERM are blocked on this thread while it
+/// forks, so one that arrives between the fork and the child's `setpgid`
+/// (when the child is still in the watch's group) stays pending in the
+/// child, blocked, instead of killing it once it execs. The child inherits
+/// the blocked mask (the watch ends its run itself when it must); this
+/// thread's mask is restored at once, and a signal that arrived meanwhile
+/// reaches the watch's handlers then.
+fn spawn_deaf(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut deaf = SigSet::empty();
+    deaf.add(Signal::SIGINT);
+    deaf.add(Signal::SIGTERM);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&deaf), Some(&mut old))
+        .map_err(std::io::Error::from)?;
+    let spawned = cmd.spawn();
+    let restored = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    let child = spawned?;
+    restored.map_err(std::io::Error::from)?;
+    Ok(child)
 }
