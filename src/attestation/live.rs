@@ -19,13 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cloudflare::ingress::{self, Part};
-use crate::cloudflare::{ApiError, Live, Observers, VersionData};
+use crate::cloudflare::{ApiError, Live, Observers, SCRIPTS_READ, VersionData};
 use crate::compare::{
     Bundle, DeployedBinding, DeployedScriptSettings, DeployedSettings, SECRET_TYPES, sha256_hex,
 };
-
-/// The token permission the script reads need.
-const SCRIPTS_READ: &str = "Workers Scripts Read";
 
 /// One part of the record: what the API said, or why it could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,10 @@
 use super::multipart::MultipartError;
 
 /// An API read that failed. Messages name the URL, never the token.
+/// The token permission that reading a script (its deployments, versions,
+/// content and settings) needs.
+pub const SCRIPTS_READ: &str = "Workers Scripts Read";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("send `GET {url}`")]
@@ -75,11 +79,17 @@ impl ApiError {
         matches!(self, ApiError::Unauthorized { .. })
     }
 
-    /// What to do about it, for the binary's `hint:` line.
+    /// What to do about it, for the binary's `hint:` line, for a read of
+    /// the script (which needs [`SCRIPTS_READ`]).
     pub fn hint(&self, token_env: &str) -> String {
+        self.hint_for(token_env, SCRIPTS_READ)
+    }
+
+    /// [`ApiError::hint`] for a read whose endpoint needs `permission`.
+    pub fn hint_for(&self, token_env: &str, permission: &str) -> String {
         if self.is_auth() {
             format!(
-                "check that `{token_env}` holds an API token with the \"Workers Scripts Read\" \
+                "check that `{token_env}` holds an API token with the \"{permission}\" \
                  permission on this account, and that the account id is right"
             )
         } else {

@@ -29,7 +29,7 @@ pub fn permission(label: &str) -> &'static str {
     match label {
         ROUTES => "Workers Routes Read",
         ZONE_ROUTES => "Zone › Workers Routes › Read (on that zone)",
-        _ => "Workers Scripts Read",
+        _ => super::SCRIPTS_READ,
     }
 }
 

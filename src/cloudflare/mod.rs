@@ -19,7 +19,7 @@ pub mod standin;
 
 pub use client::{Client, Credentials, RetryPolicy};
 pub use envelope::{ApiMessage, Envelope};
-pub use error::ApiError;
+pub use error::{ApiError, SCRIPTS_READ};
 pub use ingress::{CustomDomain, Ingress, Route, WorkersDev};
 pub use live::{
     Deployment, Live, LiveVersion, ModulesSource, Observers, TARGET_FIELDS, VersionData,

@@ -19,8 +19,7 @@ use flareproof::attestation::{
     AUDIT_PREDICATE_TYPE, LiveRecord, PREDICATE_TYPE, STATEMENT_TYPE, VSA_PREDICATE_TYPE,
 };
 use flareproof::cloudflare::ingress::{self, Part};
-use flareproof::cloudflare::{ApiError, Client, Live, fetch_live_in_zone};
-use flareproof::target::load_verify;
+use flareproof::cloudflare::{ApiError, Client, Live, SCRIPTS_READ, fetch_live_in_zone};
 
 use crate::cli::{AttestationArgs, AttestationCommand, AttestationVerifyArgs};
 use crate::error::{ExpectedError, eprint_error};
@@ -284,9 +283,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
         );
         return Ok(UNCHANGED);
     };
-    let (_, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
-    super::apply_api_args(&mut target, &args.api);
-    let credentials = super::credentials(config, &target)?;
+    let (_, target, credentials) = super::verify_target(config, &args.api)?;
     let Some(attested) = live else {
         tell!(
             "COULD NOT TELL: the attestation records no live deployment (it was made without \
@@ -380,28 +377,14 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
         eprint_error(
             error.as_ref(),
             &[],
-            Some(&hint(error, permission, &token_env)),
+            Some(&error.hint_for(&token_env, permission)),
         );
     }
     Ok(code)
 }
 
-/// The hint for an API read that failed: a refused token names the
-/// permission that endpoint needs.
-fn hint(error: &ApiError, permission: &str, token_env: &str) -> String {
-    if error.is_auth() || error.status() == Some(403) {
-        format!(
-            "check that `{token_env}` holds an API token with the \"{permission}\" permission on \
-             this account, and that the account id is right"
-        )
-    } else {
-        error.hint(token_env)
-    }
-}
-
 /// Every part of a live read that failed, with the permission it needs.
 fn part_errors(live: &Live) -> Vec<(Arc<ApiError>, &'static str)> {
-    const SCRIPTS: &str = "Workers Scripts Read";
     let mut out = Vec::new();
     let mut push = |e: Option<&Arc<ApiError>>, permission: &'static str| {
         if let Some(e) = e {
@@ -409,11 +392,11 @@ fn part_errors(live: &Live) -> Vec<(Arc<ApiError>, &'static str)> {
         }
     };
     for v in &live.versions {
-        push(v.modules.as_ref().err(), SCRIPTS);
-        push(v.settings.as_ref().err(), SCRIPTS);
+        push(v.modules.as_ref().err(), SCRIPTS_READ);
+        push(v.settings.as_ref().err(), SCRIPTS_READ);
     }
-    push(live.observers.as_ref().err(), SCRIPTS);
-    push(live.script_settings.as_ref().err(), SCRIPTS);
+    push(live.observers.as_ref().err(), SCRIPTS_READ);
+    push(live.script_settings.as_ref().err(), SCRIPTS_READ);
     fn err<T>(part: &Part<T>) -> Option<&Arc<ApiError>> {
         part.as_ref().err()
     }

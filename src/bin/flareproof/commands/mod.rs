@@ -18,7 +18,7 @@ use flareproof::cloudflare::{Credentials, RetryPolicy};
 use flareproof::conform::Selection;
 use flareproof::known_failures::KnownFailures;
 use flareproof::plan::Plan;
-use flareproof::target::{Target, TargetConfig, VerifyTarget};
+use flareproof::target::{ProfileSection, Target, TargetConfig, VerifyTarget, load_verify};
 
 use flareproof::attestation::dsse::{self, SigningKey};
 
@@ -114,6 +114,19 @@ fn selection(
         return Err(ExpectedError::EmptySelection);
     }
     Ok(selection)
+}
+
+/// The `[verify]` target of `config` with the command line's overrides,
+/// and the credentials it names, read from the environment (what every
+/// command that reads the Cloudflare API starts with).
+fn verify_target(
+    config: &Path,
+    api: &ApiArgs,
+) -> Result<(ProfileSection, VerifyTarget, Credentials), ExpectedError> {
+    let (profile, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
+    apply_api_args(&mut target, api);
+    let credentials = credentials(config, &target)?;
+    Ok((profile, target, credentials))
 }
 
 /// The `[verify]` overrides given on the command line.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use flareproof::attestation;
 use flareproof::plan::Plan;
-use flareproof::target::load_verify;
 use flareproof::verify::Verify;
 
 use crate::bars::progress;
@@ -19,9 +18,7 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
     let known = super::known_failures(&report_args.run)?;
     let signer = super::signer(&args.sign)?;
     let config = &args.config.config;
-    let (profile, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
-    super::apply_api_args(&mut target, &args.api);
-    let credentials = super::credentials(config, &target)?;
+    let (profile, target, credentials) = super::verify_target(config, &args.api)?;
     let plan = Plan::builtin(&profile.suite)?;
     if !quiet {
         say!(

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flareproof::cloudflare::{ApiError, Client, Credentials, RetryPolicy};
-use flareproof::target::load_verify;
 use flareproof::watch::{
     Change, Interval, Observation, Outcome, POLL_BUDGET, POLL_REQUESTS, RATE_LIMIT,
     RecordedVerdict, STATE_FORMAT, StateError, WatchState, backoff, load_state, poll, rfc3339,
@@ -74,9 +73,7 @@ pub async fn run(args: &WatchArgs) -> Result<u8, ExpectedError> {
         Err(e) => return Ok(fatal(&WatchError::Exe(e))),
     };
     let config = &args.config.config;
-    let (_, mut target) = load_verify(config).map_err(ExpectedError::VerifyConfig)?;
-    super::apply_api_args(&mut target, &args.api);
-    let credentials = super::credentials(config, &target)?;
+    let (_, target, credentials) = super::verify_target(config, &args.api)?;
     if let Some(path) = &args.state
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
