@@ -243,21 +243,13 @@ fn compare_versions(runs: &mut [Report]) {
 /// The pinned runs' reports as one: every run's checks, in run order (the
 /// merge sorts them into plan order, keeping that order within an id).
 fn concat(mut runs: Vec<Report>) -> Report {
-    let first = runs.remove(0);
-    let mut checks = first.checks;
-    let mut duration_ms = first.duration_ms;
+    let mut first = runs.remove(0);
+    let mut checks = std::mem::take(&mut first.checks);
     for run in runs {
         checks.extend(run.checks);
-        duration_ms += run.duration_ms;
+        first.duration_ms += run.duration_ms;
     }
-    Report::new(
-        &first.command,
-        &first.profile,
-        first.subject,
-        first.started_at,
-        duration_ms,
-        checks,
-    )
+    first.with_checks(checks)
 }
 
 /// One report from a verify report and a conform report: verify's checks
@@ -277,5 +269,9 @@ pub fn merge(
         script: verified.subject.script,
         ..conformed.subject
     };
-    Report::new(command, &plan.id, subject, started_at, duration_ms, checks)
+    let mut report = Report::new(command, &plan.id, subject, started_at, duration_ms, checks);
+    // The conform part's: the suite and the profile values it judged with.
+    report.parameters = conformed.parameters.or(verified.parameters);
+    report.vantage_label = conformed.vantage_label;
+    report
 }

@@ -426,7 +426,7 @@ impl Conform {
             }
         }
         let subject = self.subject();
-        let report = Report::new(
+        let mut report = Report::new(
             "conform",
             &self.plan.id,
             subject,
@@ -434,6 +434,7 @@ impl Conform {
             started.elapsed().as_millis() as u64,
             results,
         );
+        report.parameters = Some(self.plan.parameters(Some(&self.target.profile)));
         // Once more against everything the run learned, whatever was known
         // when each exchange was recorded; fails closed.
         let report = probe
@@ -477,14 +478,16 @@ impl Conform {
                 result
             })
             .collect();
-        Report::new(
+        let mut report = Report::new(
             "conform",
             &self.plan.id,
             self.subject(),
             started_at,
             started.elapsed().as_millis() as u64,
             results,
-        )
+        );
+        report.parameters = Some(self.plan.parameters(Some(&self.target.profile)));
+        report
     }
 
     fn subject(&self) -> Subject {

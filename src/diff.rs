@@ -325,7 +325,7 @@ pub fn compare(base: Loaded, new: Loaded) -> Result<Diff, DiffError> {
             new_profile: new.report.profile,
         });
     }
-    let key = |c: &CheckResult| (c.id.clone(), c.version.clone());
+    let key = |c: &CheckResult| (c.id.clone(), c.version.clone(), c.target.clone());
     let mut pairs: Vec<(Option<&CheckResult>, Option<&CheckResult>)> = Vec::new();
     for n in &new.report.checks {
         let b = base.report.checks.iter().find(|b| key(b) == key(n));
@@ -429,7 +429,13 @@ fn row(
 /// A vantage's role in its run: `base_url`, `vantage 2`, … (the extra
 /// vantages in configured order), or the URL itself when the report's
 /// subject does not list it.
+///
+/// A merged report's vantage from a labelled place (`eu-west: URL`) keeps
+/// its label before the role.
 fn vantage_role(report: &Report, vantage: &str) -> String {
+    if let Some((label, rest)) = crate::merge::split_label(vantage) {
+        return crate::merge::labelled(label, &vantage_role(report, rest));
+    }
     let same = |a: &str| a.trim_end_matches('/') == vantage.trim_end_matches('/');
     if report.subject.base_url.as_deref().is_some_and(same) {
         return "base_url".to_owned();

@@ -182,21 +182,12 @@ impl KnownFailures {
     /// Applies the list to a report; the verdict and counts are derived
     /// again from the new statuses.
     pub fn apply(&self, report: Report) -> Report {
-        let checks = report
-            .checks
+        let mut report = report;
+        let checks = std::mem::take(&mut report.checks)
             .into_iter()
             .map(|c| self.apply_to(c))
             .collect();
-        let mut applied = Report::new(
-            &report.command,
-            &report.profile,
-            report.subject,
-            report.started_at,
-            report.duration_ms,
-            checks,
-        );
-        applied.tool = report.tool;
-        applied
+        report.with_checks(checks)
     }
 }
 
@@ -218,6 +209,7 @@ mod tests {
             evidence: vec![],
             duration_ms: 1,
             version: None,
+            target: None,
         }
     }
 

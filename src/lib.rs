@@ -11,6 +11,7 @@ pub mod conform;
 pub mod diff;
 pub mod init;
 pub mod known_failures;
+pub mod merge;
 pub mod model;
 pub mod plan;
 pub mod probe;

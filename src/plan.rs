@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::{CheckId, CheckResult, Finding, Status};
+use crate::model::{CheckId, CheckResult, Finding, Parameters, ProfileParameters, Status};
 pub use crate::model::{Level, Severity};
 
 /// The areas a check id may belong to.
@@ -115,6 +115,28 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What a run of this plan judged against, for its report: the plan
+    /// file's digest and, for a conform run, the profile's values.
+    pub fn parameters(&self, profile: Option<&crate::target::ProfileSection>) -> Parameters {
+        Parameters {
+            suite_sha256: self.digest.clone(),
+            profile: profile.map(|p| ProfileParameters {
+                window_s: p.window_s,
+                revocation_bound_s: p.revocation_bound_s,
+                max_session_age_s: p.max_session_age_s,
+                limits: [
+                    ("anonymous", p.limits.anonymous),
+                    ("free", p.limits.free),
+                    ("pro", p.limits.pro),
+                    ("admin", p.limits.admin),
+                ]
+                .into_iter()
+                .map(|(tier, limit)| (tier.to_owned(), limit.count()))
+                .collect(),
+            }),
+        }
+    }
+
     /// The built-in plan for a profile id.
     pub fn builtin(profile: &str) -> Result<Plan, PlanError> {
         match profile {
@@ -250,6 +272,7 @@ impl Plan {
             evidence: finding.evidence,
             duration_ms,
             version: None,
+            target: None,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! # let result = CheckResult { id: CheckId::new("cookie.secure").unwrap(), title: String::new(),
 //! #     status: Status::Pass, summary: String::new(), severity: None, level: None,
 //! #     help: String::new(), requirements: vec![], evidence: vec![], duration_ms: 0,
-//! #     version: None };
+//! #     version: None, target: None };
 //! progress.check_finished("cookie", &result); // once per check id, as each concludes
 //! progress.suite_finished("cookie");
 //! ```

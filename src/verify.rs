@@ -73,7 +73,7 @@ impl Verify {
             base_url: self.target.base_url.as_ref(),
         };
         let results = checks::run(&inputs, &self.plan);
-        let report = Report::new(
+        let mut report = Report::new(
             "verify",
             &self.plan.id,
             Subject {
@@ -85,6 +85,7 @@ impl Verify {
             started.elapsed().as_millis() as u64,
             results,
         );
+        report.parameters = Some(self.plan.parameters(None));
         let redactor = Redactor::new();
         redactor.learn(&self.credentials.token);
         // The token, wherever it might have landed (an API error message

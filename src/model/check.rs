@@ -153,4 +153,8 @@ pub struct CheckResult {
     /// `Cloudflare-Workers-Version-Overrides` header; none otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The target (tenant) this result is for, in a report that `merge`
+    /// made from shards of several targets; none otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }

@@ -13,5 +13,7 @@ pub use evidence::{
     Timeline, TimelinePoint,
 };
 pub use finding::Finding;
-pub use report::{Counts, Report, SCHEMA_VERSION, Subject, Tool, Verdict};
+pub use report::{
+    Counts, FleetRow, Parameters, ProfileParameters, Report, SCHEMA_VERSION, Subject, Tool, Verdict,
+};
 pub use secret::Secret;

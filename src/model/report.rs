@@ -1,6 +1,8 @@
 //! The report: every check's result and the verdict. Plain data; formats in
 //! `crate::report` turn it into bytes.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +143,56 @@ pub struct Report {
     pub verdict: Verdict,
     pub counts: Counts,
     pub checks: Vec<CheckResult>,
+    /// What the checks were judged against: the suite file and the
+    /// profile's values. Shards of different suites or parameters are not
+    /// merged; absent in a report of an older flareproof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+    /// Where the run was made from (`--vantage-label`, e.g. a CI runner's
+    /// region), so that `merge` keeps each place's measurements apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage_label: Option<String>,
+    /// A merged report's targets: one row per target, worst first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<FleetRow>,
+}
+
+/// What a run's checks were judged against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Parameters {
+    /// The sha256 of the suite file the plan was read from, hex.
+    pub suite_sha256: String,
+    /// The `[profile]` values the conform checks judged against; absent
+    /// for a verify run, which uses none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileParameters>,
+}
+
+/// The `[profile]` values a conform run judged against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileParameters {
+    pub window_s: u64,
+    pub revocation_bound_s: u64,
+    pub max_session_age_s: u64,
+    /// Requests per window by tier; `null` for unlimited.
+    pub limits: BTreeMap<String, Option<u64>>,
+}
+
+/// One target of a merged report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetRow {
+    /// The target as its checks name it (`CheckResult::target`).
+    pub target: String,
+    pub verdict: Verdict,
+    pub counts: Counts,
+    /// The ids of its failed checks (with ` @ version` when pinned).
+    pub failing: Vec<String>,
+    /// The ids of its checks that could not decide.
+    pub undecided: Vec<String>,
+    /// The places its shards were run from (`--vantage-label`).
+    pub vantage_labels: Vec<String>,
+    /// The shard files merged for it.
+    pub shards: Vec<String>,
 }
 
 impl Report {
@@ -166,6 +218,21 @@ impl Report {
             verdict: Verdict::of(&statuses),
             counts: Counts::of(&statuses),
             checks,
+            parameters: None,
+            vantage_label: None,
+            fleet: Vec::new(),
+        }
+    }
+
+    /// This report with other checks: the verdict and counts derived again,
+    /// everything else kept.
+    pub fn with_checks(self, checks: Vec<CheckResult>) -> Self {
+        let statuses: Vec<Status> = checks.iter().map(|c| c.status).collect();
+        Report {
+            verdict: Verdict::of(&statuses),
+            counts: Counts::of(&statuses),
+            checks,
+            ..self
         }
     }
 }

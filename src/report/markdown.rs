@@ -65,6 +65,12 @@ pub fn render(report: &Report) -> Vec<u8> {
     if let Some(script) = &report.subject.script {
         facts.insert(0, format!("script `{script}`"));
     }
+    if let Some(label) = &report.vantage_label {
+        facts.insert(
+            1.min(facts.len()),
+            format!("from `{}`", label.replace('`', "'")),
+        );
+    }
     let _ = writeln!(out, "{}\n", facts.join(" · "));
 
     let _ = writeln!(
@@ -91,6 +97,10 @@ pub fn render(report: &Report) -> Vec<u8> {
         "| **all** | **{}** | **{}** | **{}** | **{}** | **{}** |\n",
         c.pass, c.fail, c.warn, c.error, c.skip
     );
+
+    if !report.fleet.is_empty() {
+        fleet(&mut out, report);
+    }
 
     let order = [Status::Fail, Status::Error, Status::Warn];
     let notable: Vec<&CheckResult> = order
@@ -222,6 +232,51 @@ fn failure(out: &mut String, check: &CheckResult) {
         out.push('\n');
     }
     let _ = writeln!(out, "</details>\n");
+}
+
+/// A merged report's targets, worst first.
+fn fleet(out: &mut String, report: &Report) {
+    let _ = writeln!(out, "## Fleet\n");
+    let _ = writeln!(
+        out,
+        "| target | verdict | failing | could not decide | from |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for row in &report.fleet {
+        let ids = |ids: &[String]| {
+            if ids.is_empty() {
+                "—".to_owned()
+            } else {
+                ids.iter()
+                    .map(|id| format!("`{}`", id.replace('`', "'")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let from = if row.vantage_labels.is_empty() {
+            "—".to_owned()
+        } else {
+            cell(&row.vantage_labels.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} {} | {} | {} | {from} |",
+            cell(&row.target),
+            verdict_icon(row.verdict),
+            row.verdict.as_str(),
+            ids(&row.failing),
+            ids(&row.undecided),
+        );
+    }
+    let _ = writeln!(out);
+}
+
+fn verdict_icon(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Pass => "✅",
+        Verdict::Fail => "❌",
+        Verdict::Error => "⛔",
+    }
 }
 
 #[cfg(test)]

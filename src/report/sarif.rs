@@ -137,9 +137,11 @@ fn result(check: &CheckResult, index: usize, artifact: &str) -> Value {
         "ruleIndex": index,
         "level": level,
         "kind": "fail",
-        "message": { "text": match &check.version {
-            Some(v) => format!("{} (version {v}): {}", check.title, check.summary),
-            None => format!("{}: {}", check.title, check.summary),
+        "message": { "text": match (&check.version, &check.target) {
+            (Some(v), Some(t)) => format!("{} (version {v}, target {t}): {}", check.title, check.summary),
+            (Some(v), None) => format!("{} (version {v}): {}", check.title, check.summary),
+            (None, Some(t)) => format!("{} (target {t}): {}", check.title, check.summary),
+            (None, None) => format!("{}: {}", check.title, check.summary),
         } },
         "locations": [{
             "physicalLocation": {
@@ -157,6 +159,9 @@ fn result(check: &CheckResult, index: usize, artifact: &str) -> Value {
     });
     if let Some(version) = &check.version {
         result["properties"]["version"] = json!(version);
+    }
+    if let Some(target) = &check.target {
+        result["properties"]["target"] = json!(target);
     }
     result
 }
@@ -180,6 +185,7 @@ mod tests {
             evidence: vec![],
             duration_ms: 1,
             version: None,
+            target: None,
         };
         let report = Report::new(
             "conform",

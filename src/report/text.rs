@@ -24,12 +24,19 @@ pub fn areas(checks: &[CheckResult]) -> Vec<(&str, Vec<&CheckResult>)> {
 }
 
 /// The check id as reports show it: with ` @ <version>` when the result is
-/// for one pinned version of a gradual deployment; the bare id otherwise.
+/// for one pinned version of a gradual deployment, and ` on <target>` in a
+/// merged report of several targets; the bare id otherwise.
 pub fn label(check: &CheckResult) -> String {
-    match &check.version {
-        Some(v) => format!("{} @ {v}", check.id),
-        None => check.id.to_string(),
+    let mut label = check.id.to_string();
+    if let Some(v) = &check.version {
+        label.push_str(" @ ");
+        label.push_str(v);
     }
+    if let Some(t) = &check.target {
+        label.push_str(" on ");
+        label.push_str(t);
+    }
+    label
 }
 
 /// Cuts `s` to at most `limit` bytes on a char boundary, saying so.

@@ -13,6 +13,7 @@ mod har;
 mod hostile;
 mod ingress;
 mod init;
+mod merge;
 mod pinned;
 mod probe;
 mod provenance;

@@ -186,6 +186,7 @@ fn sarif_of_the_real_plan_validates_with_help_and_severity() {
             evidence: vec![],
             duration_ms: 1,
             version: None,
+            target: None,
         })
         .collect();
     let report = Report::new(

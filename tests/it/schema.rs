@@ -91,6 +91,7 @@ pub fn every_status_report() -> Report {
             evidence: evidence.clone(),
             duration_ms: 5,
             version: None,
+            target: None,
         })
         .collect();
     Report::new(

@@ -111,6 +111,7 @@ mod tests {
             evidence: vec![],
             duration_ms: 0,
             version: None,
+            target: None,
         };
         bars.check_finished("cookie", &result);
         bars.check_finished("unknown", &result);

@@ -44,6 +44,10 @@ pub enum Command {
     /// and the measurements side by side, new failures first. Exit 1 when
     /// NEW fails a check BASE did not.
     Diff(DiffArgs),
+    /// Merge reports of one suite (the shards of a CI matrix) into one:
+    /// several targets make a fleet summary, worst first; one target from
+    /// several places (`--vantage-label`) keeps each place's measurements.
+    Merge(MergeArgs),
     /// Write a commented `flareproof.toml` for a tenant: what the wrangler
     /// config says, the rest asked on a terminal or given as flags. Never
     /// writes a secret, only the names of the variables holding them.
@@ -263,6 +267,24 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards: `report.json` files, folders holding one, or folders
+    /// whose sub-folders hold them (as a CI job's downloaded artifacts).
+    #[arg(value_name = "DIR_OR_REPORT", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Where the merged report is written (`-` prints the first format to
+    /// stdout).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Report formats to write (repeatable); `json` is always written.
+    #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
+    pub format: Vec<Format>,
+    /// Print only the verdict line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ListArgs {
     /// List the suite the config's `[profile] suite` names (default: the
     /// built-in `flarelink-auth/v1`).
@@ -300,8 +322,24 @@ pub struct ReportArgs {
     /// Report formats to write (repeatable); `json` is always written.
     #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
     pub format: Vec<Format>,
+    /// Where this run is made from (e.g. a CI runner's region), recorded in
+    /// the report so that `merge` keeps each place's measurements apart:
+    /// 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+    #[arg(long, value_name = "LABEL", value_parser = vantage_label)]
+    pub vantage_label: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+fn vantage_label(label: &str) -> Result<String, String> {
+    if flareproof::merge::valid_label(label) {
+        Ok(label.to_owned())
+    } else {
+        Err(
+            "1 to 64 ASCII letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+                .to_owned(),
+        )
+    }
 }
 
 /// What every command that runs checks takes.

@@ -24,6 +24,8 @@ pub struct Finish<'a> {
     /// The config the run read, for SARIF results' location.
     pub config: Option<&'a Path>,
     pub quiet: bool,
+    /// `--vantage-label`: recorded in the report.
+    pub vantage_label: Option<&'a str>,
 }
 
 impl<'a> Finish<'a> {
@@ -40,6 +42,7 @@ impl<'a> Finish<'a> {
             known,
             config: Some(config),
             quiet: args.run.quiet,
+            vantage_label: args.vantage_label.as_deref(),
         }
         .with_baseline(args.run.baseline.as_deref())
     }
@@ -57,10 +60,13 @@ impl<'a> Finish<'a> {
     /// the report went there) and what was written, and returns the exit
     /// code of the verdict with the final report.
     pub fn report(&self, report: Report) -> Result<(u8, Report), ExpectedError> {
-        let report = match self.known {
+        let mut report = match self.known {
             Some(known) => known.apply(report),
             None => report,
         };
+        if let Some(label) = self.vantage_label {
+            report.vantage_label = Some(label.to_owned());
+        }
         // Once more against every secret the binary knows (an audit's verify
         // part was scrubbed of the API token only, its conform part of the
         // target's secrets only) and of credentials in URLs; fails closed.
@@ -341,6 +347,7 @@ mod tests {
             evidence: vec![],
             duration_ms: 0,
             version: None,
+            target: None,
         }
     }
 

@@ -467,6 +467,7 @@ mod tests {
             evidence,
             duration_ms: 0,
             version: None,
+            target: None,
         }
     }
 

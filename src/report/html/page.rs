@@ -11,19 +11,23 @@ use super::svg::esc;
 
 /// An id usable as a fragment: check ids are already `[a-z0-9.-]`; a
 /// pinned result's version (from the API) keeps only its ASCII letters,
-/// digits and `-`, so each version's result has an anchor of its own.
+/// digits and `-`, and a merged report's target has every other character
+/// as `-`, so each version's and each target's result has an anchor of its
+/// own.
 fn anchor(check: &CheckResult) -> String {
-    let id = check.id.as_str().replace('.', "-");
-    match &check.version {
-        Some(v) => {
-            let v: String = v
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            format!("check-{id}--{v}")
-        }
-        None => format!("check-{id}"),
+    let mut anchor = format!("check-{}", check.id.as_str().replace('.', "-"));
+    if let Some(v) = &check.version {
+        anchor.push_str("--");
+        anchor.extend(v.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-'));
     }
+    if let Some(t) = &check.target {
+        anchor.push_str("--on-");
+        anchor.extend(
+            t.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }),
+        );
+    }
+    anchor
 }
 
 pub(crate) fn badge(status: Status) -> String {
@@ -97,6 +101,9 @@ pub fn render(report: &Report) -> Vec<u8> {
     }
 
     out.push_str("<nav>");
+    if !report.fleet.is_empty() {
+        out.push_str("<a href=\"#fleet\">Fleet</a>");
+    }
     if !revocations.is_empty() || !timelines.is_empty() {
         out.push_str("<a href=\"#charts\">Charts</a>");
     }
@@ -108,6 +115,10 @@ pub fn render(report: &Report) -> Vec<u8> {
         out.push_str("<a href=\"#modules\">Modules</a>");
     }
     out.push_str("</nav>\n");
+
+    if !report.fleet.is_empty() {
+        fleet(&mut out, report);
+    }
 
     if !revocations.is_empty() || !timelines.is_empty() {
         out.push_str("<section id=\"charts\">\n");
@@ -168,6 +179,41 @@ pub fn render(report: &Report) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A merged report's targets, worst first.
+fn fleet(out: &mut String, report: &Report) {
+    out.push_str(
+        "<section id=\"fleet\">\n<h2>Fleet</h2>\n<table>\n<thead><tr><th>target</th>\
+         <th>verdict</th><th>failing</th><th>could not decide</th><th>from</th></tr></thead>\n<tbody>\n",
+    );
+    let ids = |ids: &[String]| {
+        if ids.is_empty() {
+            "—".to_owned()
+        } else {
+            ids.iter()
+                .map(|id| format!("<code>{}</code>", esc(id)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    for row in &report.fleet {
+        let verdict = match row.verdict {
+            crate::model::Verdict::Pass => Status::Pass,
+            crate::model::Verdict::Fail => Status::Fail,
+            crate::model::Verdict::Error => Status::Error,
+        };
+        let _ = writeln!(
+            out,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&row.target),
+            badge(verdict),
+            ids(&row.failing),
+            ids(&row.undecided),
+            esc(&row.vantage_labels.join(", ")),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</section>\n");
+}
+
 fn header(out: &mut String, report: &Report) {
     let verdict = report.verdict.as_str();
     let headline = match report.verdict {
@@ -190,6 +236,9 @@ fn header(out: &mut String, report: &Report) {
             "vantages <code>{}</code>",
             esc(&report.subject.vantages.join(", "))
         ));
+    }
+    if let Some(label) = &report.vantage_label {
+        facts.push(format!("from <code>{}</code>", esc(label)));
     }
     facts.push(format!("started {}", esc(&report.started_at)));
     facts.push(format!("{:.1} s", report.duration_ms as f64 / 1000.0));

@@ -28,6 +28,7 @@ pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
         known: known.as_ref(),
         config: None,
         quiet: args.run.quiet,
+        vantage_label: None,
     }
     .with_baseline(args.run.baseline.as_deref());
     let (code, report) = finish.report(run.report)?;

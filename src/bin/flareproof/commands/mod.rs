@@ -8,6 +8,7 @@ mod demo;
 mod diff;
 mod init;
 mod list;
+mod merge;
 mod verify;
 mod watch;
 
@@ -36,6 +37,7 @@ pub fn run(command: Command) -> Result<u8, ExpectedError> {
         Command::Attestation(args) => runtime()?.block_on(attestation::run(&args)),
         Command::Watch(args) => runtime()?.block_on(watch::run(&args)),
         Command::Diff(args) => diff::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Init(args) => init::run(&args),
     }
 }
