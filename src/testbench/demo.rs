@@ -15,8 +15,10 @@ use crate::cloudflare::standin::StandIn;
 use crate::cloudflare::{ApiError, Credentials, PackageDependency, RetryPolicy, Scenario};
 use crate::compare::{Bundle, DeclaredBinding, DeclaredSettings, DeployedBinding, Lockfile};
 use crate::conform::{Conform, ConformError, Selection};
+use crate::diff::{Change, Diff};
 use crate::model::{Report, Secret};
 use crate::plan::{Plan, PlanError};
+use crate::probe::{Probe, Redactor};
 use crate::rebuild::{RebuildError, Recipe, Variation, run_recipe};
 use crate::target::{
     Account, Budget, DeclaredIngress, DeclaredObservers, Limit, Limits, Paths, ProfileSection,
@@ -276,9 +278,19 @@ pub fn target_for(info: &FixtureInfo, max_session_age_s: u64) -> Result<Target, 
     })
 }
 
+/// The one fault of the demo's "vendor Worker": the reference Worker
+/// started with it is what `demo` compares with the clean reference
+/// Worker. Cheap and clear: the session cookie loses one attribute, and
+/// one check (its own) fails.
+pub const VENDOR_FAULT: &str = "cookie.httponly";
+
 /// What a demo run produced.
 pub struct DemoRun {
     pub report: Report,
+    /// The clean run's conform part as conform reported it (no verify
+    /// checks): the reference Worker's report of the conform suite, what a
+    /// [`VendorRun`] is compared with.
+    pub reference: Report,
     /// The plan it ran, for the audit attestation.
     pub plan: Arc<Plan>,
     /// The attestation of the verify part.
@@ -288,6 +300,49 @@ pub struct DemoRun {
     pub resource_uri: String,
     pub fixture_ready: Duration,
     pub requests: usize,
+    /// What the conform run learned to redact (the fixture's passwords and
+    /// service key, every session token); [`run_vendor`] learns into it too.
+    pub redactor: Arc<Redactor>,
+}
+
+/// A conform run against the reference Worker started with one fault.
+pub struct VendorRun {
+    /// The fault's id.
+    pub fault: String,
+    pub report: Report,
+    pub fixture_ready: Duration,
+    pub requests: usize,
+}
+
+/// Starts the reference Worker with `options`, runs the conform suite
+/// against it, stops it.
+async fn conform_fixture(
+    options: FixtureOptions,
+    events: Events,
+    plan: Arc<Plan>,
+    redactor: Arc<Redactor>,
+) -> Result<(Report, Probe, Duration), DemoError> {
+    let fixture = tokio::task::spawn_blocking(move || Fixture::start(&options, &events))
+        .await
+        .map_err(DemoError::Join)??;
+    let conformed = async {
+        let target = Arc::new(target_for(fixture.info(), 604_800)?);
+        let conform = Conform {
+            target,
+            plan,
+            selection: Selection::all(),
+            progress: Arc::new(crate::progress::Silent),
+        };
+        Ok::<_, DemoError>(conform.run_pinned(None, redactor).await?)
+    }
+    .await;
+    let fixture_ready = fixture.spawn_to_ready();
+    // Stopped on every path, the run's error too.
+    tokio::task::spawn_blocking(move || drop(fixture))
+        .await
+        .map_err(DemoError::Join)?;
+    let (report, probe) = conformed?;
+    Ok((report, probe, fixture_ready))
 }
 
 /// Starts the reference Worker, runs everything flareproof can do against
@@ -307,25 +362,8 @@ pub async fn run(events: Events) -> Result<DemoRun, DemoError> {
         .map_err(DemoError::Join)??;
     }
     let plan = Arc::new(Plan::builtin("flarelink-auth/v1")?);
-    let conforming = async {
-        let fixture = tokio::task::spawn_blocking(move || Fixture::start(&options(), &events))
-            .await
-            .map_err(DemoError::Join)??;
-        let target = Arc::new(target_for(fixture.info(), 604_800)?);
-        let conform = Conform {
-            target,
-            plan: plan.clone(),
-            selection: Selection::all(),
-            progress: Arc::new(crate::progress::Silent),
-        };
-        let outcome = conform.run().await;
-        let fixture_ready = fixture.spawn_to_ready();
-        tokio::task::spawn_blocking(move || drop(fixture))
-            .await
-            .map_err(DemoError::Join)?;
-        let (report, probe) = outcome?;
-        Ok::<_, DemoError>((report, probe, fixture_ready))
-    };
+    let redactor = Arc::new(Redactor::new());
+    let conforming = conform_fixture(options(), events, plan.clone(), redactor.clone());
     let (conformed, verified) = tokio::join!(conforming, verify_reference(&dir, plan.clone()));
     let (conform_report, probe, fixture_ready) = conformed?;
     let verified = verified?;
@@ -333,16 +371,172 @@ pub async fn run(events: Events) -> Result<DemoRun, DemoError> {
         "demo",
         &plan,
         verified.report,
-        conform_report,
+        conform_report.clone(),
         started_at,
         started.elapsed().as_millis() as u64,
     );
     Ok(DemoRun {
         report,
+        reference: conform_report,
         plan,
         attestation: verified.attestation,
         resource_uri: verified.resource_uri,
         fixture_ready,
         requests: probe.governor().sent_count(),
+        redactor,
     })
+}
+
+/// The conform suite once more, against the reference Worker started with
+/// the demo's settings and one fault (`fault`, a reference fault of the
+/// Worker: see `node fixtures/launch.mjs --faults`): a "vendor Worker" to
+/// compare with the clean run's [`DemoRun::reference`]. Conform only, and
+/// after the clean run (two conform runs at once on a small machine leave
+/// the rate-limit checks unable to observe). The Worker is stopped before
+/// it returns. Its secrets and session tokens are learned into `redactor`.
+pub async fn run_vendor(
+    events: Events,
+    plan: Arc<Plan>,
+    fault: &str,
+    redactor: Arc<Redactor>,
+) -> Result<VendorRun, DemoError> {
+    let options = FixtureOptions {
+        faults: vec![fault.to_owned()],
+        ..options()
+    };
+    let (report, probe, fixture_ready) = conform_fixture(options, events, plan, redactor).await?;
+    Ok(VendorRun {
+        fault: fault.to_owned(),
+        report,
+        fixture_ready,
+        requests: probe.governor().sent_count(),
+    })
+}
+
+/// The checks of `plan` whose reference fault is `fault`: the ones a run
+/// under it must fail.
+pub fn checks_of_fault<'a>(plan: &'a Plan, fault: &str) -> Vec<&'a str> {
+    plan.checks
+        .iter()
+        .filter(|c| c.fault.as_ref().is_some_and(|f| f.id == fault))
+        .map(|c| c.id.as_str())
+        .collect()
+}
+
+/// Whether a comparison of the clean reference Worker (BASE) with one
+/// under `fault` (NEW) shows the fault: every check of `plan` whose
+/// reference fault it is fails in NEW and did not fail in BASE (a new
+/// failure). A fault no check names shows nothing.
+pub fn shows_fault(plan: &Plan, diff: &Diff, fault: &str) -> bool {
+    let expected = checks_of_fault(plan, fault);
+    let new_failures: Vec<&str> = diff
+        .rows_of(Change::NewFailure)
+        .map(|r| r.label.split(" @ ").next().unwrap_or(&r.label))
+        .collect();
+    !expected.is_empty() && expected.iter().all(|id| new_failures.contains(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{Loaded, compare};
+    use crate::model::{CheckId, CheckResult, Status, Subject};
+
+    fn report(statuses: &[(&str, Status)]) -> Loaded {
+        let checks = statuses
+            .iter()
+            .map(|(id, status)| CheckResult {
+                id: CheckId::new(*id).unwrap(),
+                title: String::new(),
+                status: *status,
+                summary: String::new(),
+                severity: None,
+                level: None,
+                help: String::new(),
+                requirements: vec![],
+                evidence: vec![],
+                duration_ms: 0,
+                version: None,
+            })
+            .collect();
+        let subject = Subject {
+            base_url: Some("http://127.0.0.1:1/".to_owned()),
+            vantages: vec![],
+            script: None,
+        };
+        Loaded {
+            path: "report.json".to_owned(),
+            report: Report::new(
+                "conform",
+                "flarelink-auth/v1",
+                subject,
+                "2025-01-01T00:00:00Z".to_owned(),
+                1,
+                checks,
+            ),
+        }
+    }
+
+    fn shows(base: &[(&str, Status)], new: &[(&str, Status)], fault: &str) -> bool {
+        let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+        shows_fault(&plan, &compare(report(base), report(new)).unwrap(), fault)
+    }
+
+    use Status::{Error, Fail, Pass};
+
+    #[test]
+    fn the_vendor_fault_is_a_worker_fault_of_exactly_one_check_the_suite_names() {
+        let plan = Plan::builtin("flarelink-auth/v1").unwrap();
+        assert_eq!(checks_of_fault(&plan, VENDOR_FAULT), [VENDOR_FAULT]);
+        let check = plan
+            .checks
+            .iter()
+            .find(|c| c.id.as_str() == VENDOR_FAULT)
+            .unwrap();
+        assert_eq!(
+            check.fault.as_ref().unwrap().site,
+            crate::plan::FaultSite::Worker,
+            "the demo starts the reference Worker with it, so it is a switch of the Worker"
+        );
+        assert!(checks_of_fault(&plan, "no.such-fault").is_empty());
+    }
+
+    #[test]
+    fn a_comparison_shows_the_fault_only_when_its_check_is_a_new_failure() {
+        let clean = [("cookie.httponly", Pass), ("cookie.secure", Pass)];
+        assert!(shows(
+            &clean,
+            &[("cookie.httponly", Fail), ("cookie.secure", Pass)],
+            VENDOR_FAULT
+        ));
+        // Another check failing too still shows it.
+        assert!(shows(
+            &clean,
+            &[("cookie.httponly", Fail), ("cookie.secure", Fail)],
+            VENDOR_FAULT
+        ));
+        // The faulty Worker passing its fault's check shows nothing…
+        assert!(!shows(&clean, &clean, VENDOR_FAULT));
+        // …nor does a check that could not observe under it…
+        assert!(!shows(
+            &clean,
+            &[("cookie.httponly", Error), ("cookie.secure", Pass)],
+            VENDOR_FAULT
+        ));
+        // …nor a regression elsewhere…
+        assert!(!shows(
+            &clean,
+            &[("cookie.httponly", Pass), ("cookie.secure", Fail)],
+            VENDOR_FAULT
+        ));
+        // …nor a clean run that already failed it (no new failure)…
+        let failing = [("cookie.httponly", Fail), ("cookie.secure", Pass)];
+        assert!(!shows(&failing, &failing, VENDOR_FAULT));
+        // …nor a fault no check of the suite names.
+        assert!(!shows(
+            &clean,
+            &[("cookie.httponly", Fail), ("cookie.secure", Pass)],
+            "no.such-fault"
+        ));
+    }
 }

@@ -253,6 +253,70 @@ fn demo_exits_0_and_writes_a_schema_valid_report() {
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
+
+    // The same run compares the reference Worker with a "vendor Worker"
+    // (the reference Worker with one fault): the summary names the fault's
+    // check as the one new failure, and the demo still exits 0.
+    let fault = flareproof::testbench::demo::VENDOR_FAULT;
+    let summary = stderr
+        .lines()
+        .find_map(|l| l.split_once("against the reference Worker (BASE): "))
+        .map(|(head, summary)| {
+            assert!(head.contains(&format!("fault `{fault}`")), "{head}");
+            summary.to_owned()
+        })
+        .unwrap_or_else(|| panic!("no vendor-vs-reference summary printed:\n{stderr}"));
+    assert!(
+        summary.starts_with(&format!("regression: 1 new failure ({fault});")),
+        "{summary}"
+    );
+    let vs = demo.join("vs-reference");
+    let md = std::fs::read_to_string(vs.join("diff.md")).unwrap();
+    assert!(md.contains("## New failures (1)"), "{md}");
+    let first_row = md
+        .lines()
+        .find(|l| l.starts_with("| `"))
+        .unwrap_or_else(|| panic!("no check row in diff.md:\n{md}"));
+    assert!(
+        first_row.starts_with(&format!("| `{fault}` ")) && first_row.contains("❌ fail"),
+        "the fault's check is listed first, as a failure: {first_row}"
+    );
+    assert!(vs.join("diff.html").exists());
+    // Both sides are conform reports of the suite, so the diff is fair:
+    // no verify check (the clean run has them, the vendor run does not).
+    for (file, verdict) in [("reference.json", "pass"), ("report.json", "fail")] {
+        let bytes = std::fs::read(vs.join(file)).unwrap();
+        crate::schema::validate(&bytes);
+        let report: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(report["command"], "conform", "{file}");
+        assert_eq!(report["verdict"], verdict, "{file}");
+        let ids: Vec<&str> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&fault), "{file}: {ids:?}");
+        assert!(
+            !ids.iter().any(|id| id.starts_with("verify.")),
+            "{file}: {ids:?}"
+        );
+    }
+    // The command it printed reproduces the comparison: a regression, 1.
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("flareproof diff "))
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_else(|| panic!("no flareproof diff command printed:\n{stderr}"));
+    let args: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        args.iter().map(std::path::Path::new).collect::<Vec<_>>(),
+        [vs.join("reference.json"), vs.join("report.json")]
+    );
+    let again = flareproof().arg("diff").args(&args).output().unwrap();
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{again_err}");
+    assert!(again_err.contains(&summary), "{again_err}");
 }
 
 #[test]
