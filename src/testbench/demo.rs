@@ -457,6 +457,7 @@ mod tests {
                 evidence: vec![],
                 duration_ms: 0,
                 version: None,
+                target: None,
             })
             .collect();
         let subject = Subject {
