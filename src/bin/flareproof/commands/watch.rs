@@ -521,6 +521,9 @@ impl Watch<'_> {
         for format in &a.report.format {
             out.extend(["--format".into(), format.name().into()]);
         }
+        if let Some(label) = &a.report.vantage_label {
+            out.extend(["--vantage-label".into(), label.into()]);
+        }
         if a.report.run.quiet {
             out.push("--quiet".into());
         }
