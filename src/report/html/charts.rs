@@ -66,7 +66,10 @@ fn revocation_chart(check: &CheckResult, points: &[&Measurement]) -> String {
     let unit = points[0].unit.as_str();
     let top = points.iter().map(|m| m.value).fold(bound, f64::max) * 1.15;
     let y_max = (top / tick_step(top, 5.0)).ceil() * tick_step(top, 5.0);
-    let title = format!("{}: time to refusal per trial and vantage", check.id);
+    let title = format!(
+        "{}: time to refusal per trial and vantage",
+        text::label(check)
+    );
     let mut svg = svg_open(&title);
     let scale = axes(&mut svg, y_max.max(1.0), unit);
     let plot_w = W - LEFT - RIGHT;
@@ -148,7 +151,7 @@ fn revocation_chart(check: &CheckResult, points: &[&Measurement]) -> String {
     format!(
         "<figure>\n<figcaption>{} <code>{}</code> <span class=\"muted\">{}{}</span></figcaption>\n{svg}\n</figure>\n",
         badge(check.status),
-        esc(check.id.as_str()),
+        esc(&text::label(check)),
         esc(&check.title),
         esc(&accuracy(points))
     )
@@ -303,7 +306,9 @@ fn timeline_chart(check: &CheckResult, t: &Timeline) -> String {
         .map_or_else(|| "unlimited".to_owned(), |l| format!("limit {l}"));
     let title = format!(
         "{}: bucket {}, {limit} per {} s",
-        check.id, t.bucket, t.window_s
+        text::label(check),
+        t.bucket,
+        t.window_s
     );
     let mut svg = svg_open(&title);
     let scale = axes(&mut svg, y_max, "allowed in window");
@@ -443,7 +448,7 @@ fn timeline_chart(check: &CheckResult, t: &Timeline) -> String {
     format!(
         "<figure>\n<figcaption>{} <code>{}</code> bucket <code>{}</code> <span class=\"muted\">{limit} per {} s</span></figcaption>\n{svg}\n</figure>\n",
         badge(check.status),
-        esc(check.id.as_str()),
+        esc(&text::label(check)),
         esc(&t.bucket),
         t.window_s
     )

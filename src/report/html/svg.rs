@@ -101,7 +101,8 @@ pub(super) fn svg_open(title: &str) -> String {
 }
 
 /// Legend entries (colour, label) along the bottom edge, left to right; a
-/// legend too wide for one row takes two.
+/// legend too wide for one row takes two, and one of more rows makes the
+/// chart taller (so that no row runs into the axis labels).
 pub(super) fn legend(svg: &mut String, entries: &[(String, String)]) {
     let width = |label: &str| 24.0 + label.chars().count() as f64 * 5.8;
     let mut rows: Vec<Vec<&(String, String)>> = vec![Vec::new()];
@@ -118,8 +119,18 @@ pub(super) fn legend(svg: &mut String, entries: &[(String, String)]) {
             x = LEFT + w;
         }
     }
+    let extra = 15.0 * rows.len().saturating_sub(2) as f64;
+    if extra > 0.0 {
+        let open = format!("viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\"");
+        let taller = format!(
+            "viewBox=\"0 0 {W} {}\" width=\"{W}\" height=\"{}\"",
+            H + extra,
+            H + extra
+        );
+        *svg = svg.replacen(&open, &taller, 1);
+    }
     for (r, row) in rows.iter().enumerate() {
-        let y = H - 12.0 - 15.0 * (rows.len() - 1 - r) as f64;
+        let y = H - 12.0 - 15.0 * (rows.len().min(2) - 1) as f64 + 15.0 * r as f64;
         let mut x = LEFT;
         for (color, label) in row {
             let _ = write!(
@@ -145,6 +156,44 @@ mod tests {
             esc("<a href='x'>&</a>"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn a_legend_of_many_rows_makes_the_chart_taller_not_overlap_the_axis_labels() {
+        let entries: Vec<(String, String)> = (0..5)
+            .map(|i| {
+                (
+                    "#000".to_owned(),
+                    format!("us-east-{i}: http://127.0.0.1:42637/"),
+                )
+            })
+            .collect();
+        let mut svg = svg_open("t");
+        legend(&mut svg, &entries);
+        let ys: Vec<f64> = svg
+            .match_indices("<text x=\"")
+            .filter_map(|(i, _)| {
+                let rest = &svg[i..];
+                let y = rest.split("y=\"").nth(1)?.split('"').next()?;
+                y.parse().ok()
+            })
+            .collect();
+        assert!(ys.len() >= 3, "{svg}");
+        // Below the axis labels (drawn at H - BOTTOM + 16), inside the svg.
+        let height: f64 = svg
+            .split("height=\"")
+            .nth(1)
+            .and_then(|h| h.split('"').next())
+            .and_then(|h| h.parse().ok())
+            .unwrap();
+        assert!(height > H, "{svg}");
+        for y in ys {
+            assert!(y > H - BOTTOM + 16.0 + 10.0 && y <= height, "{y} in {svg}");
+        }
+        // One or two rows keep the chart's size.
+        let mut small = svg_open("t");
+        legend(&mut small, &entries[..1]);
+        assert!(small.contains(&format!("height=\"{H}\"")));
     }
 
     #[test]
