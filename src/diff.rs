@@ -325,14 +325,22 @@ pub fn compare(base: Loaded, new: Loaded) -> Result<Diff, DiffError> {
             new_profile: new.report.profile,
         });
     }
-    let key = |c: &CheckResult| (c.id.clone(), c.version.clone(), c.target.clone());
+    // Indexed, so that two merged reports of a large fleet compare in
+    // linear time; the first of a key on either side is its match.
+    fn key(c: &CheckResult) -> (&str, Option<&str>, Option<&str>) {
+        (c.id.as_str(), c.version.as_deref(), c.target.as_deref())
+    }
+    let mut in_base: std::collections::HashMap<_, &CheckResult> = Default::default();
+    for b in base.report.checks.iter().rev() {
+        in_base.insert(key(b), b);
+    }
+    let in_new: std::collections::HashSet<_> = new.report.checks.iter().map(key).collect();
     let mut pairs: Vec<(Option<&CheckResult>, Option<&CheckResult>)> = Vec::new();
     for n in &new.report.checks {
-        let b = base.report.checks.iter().find(|b| key(b) == key(n));
-        pairs.push((b, Some(n)));
+        pairs.push((in_base.get(&key(n)).copied(), Some(n)));
     }
     for b in &base.report.checks {
-        if !new.report.checks.iter().any(|n| key(n) == key(b)) {
+        if !in_new.contains(&key(b)) {
             pairs.push((Some(b), None));
         }
     }
