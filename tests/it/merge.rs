@@ -337,6 +337,33 @@ fn shards_that_disagree_or_share_a_place_are_refused_naming_the_shard() {
         err.contains("bad/report.json") && err.contains("does not validate"),
         "{err}"
     );
+    // A cell that wrote no report: --expect says so instead of merging the
+    // rest.
+    let other = write(&dir.path().join("other"), &shard(B, None, &[Pass]));
+    let run = flareproof()
+        .arg("merge")
+        .arg(&base)
+        .arg(&other)
+        .args(["--expect", "3", "--out"])
+        .arg(dir.path().join("out-expect"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        stderr(&run).contains("3 shards expected (--expect), 2 found"),
+        "{}",
+        stderr(&run)
+    );
+    assert!(!dir.path().join("out-expect/report.json").exists());
+    let run = flareproof()
+        .arg("merge")
+        .arg(&base)
+        .arg(&other)
+        .args(["--expect", "2", "--out"])
+        .arg(dir.path().join("out-expect"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     // A folder with no report anywhere under it.
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

@@ -279,6 +279,11 @@ pub struct MergeArgs {
     /// Report formats to write (repeatable); `json` is always written.
     #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
     pub format: Vec<Format>,
+    /// How many shards there must be (the matrix's cells): fewer, as when
+    /// a cell wrote no report, or more is an error, never a merge of the
+    /// rest.
+    #[arg(long, value_name = "N")]
+    pub expect: Option<usize>,
     /// Print only the verdict line.
     #[arg(long, short)]
     pub quiet: bool,

@@ -20,6 +20,18 @@ pub fn run(args: &MergeArgs) -> Result<u8, ExpectedError> {
     for shard in &args.shards {
         files.extend(shard_files(shard)?);
     }
+    if let Some(expected) = args.expect
+        && files.len() != expected
+    {
+        let found: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        return Err(ExpectedError::Write(std::io::Error::other(format!(
+            "merge: {expected} shards expected (--expect), {} found{}{}; a cell that wrote no \
+             report is not merged around",
+            files.len(),
+            if found.is_empty() { "" } else { ": " },
+            found.join(", ")
+        ))));
+    }
     let merge_error = |e| ExpectedError::Write(std::io::Error::other(e));
     let mut merger = flareproof::merge::Merger::new();
     for file in &files {
