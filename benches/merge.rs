@@ -23,16 +23,6 @@ use flareproof::testbench::{Events, demo};
 const TENANTS: usize = 100;
 const PLACES: [&str; 5] = ["eu-west", "eu-central", "us-east", "us-west", "ap-south"];
 
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status");
-    kb * 1024
-}
-
 /// The child: merges the first `n` shards under `dir`; prints
 /// `wall_ms peak_rss_bytes merged_bytes checks targets`.
 fn child(dir: &str, n: usize) {
@@ -48,7 +38,7 @@ fn child(dir: &str, n: usize) {
     println!(
         "{} {} {} {} {}",
         wall.as_secs_f64() * 1000.0,
-        peak_rss(),
+        flareproof::testbench::peak_rss().expect("VmHWM in /proc/self/status"),
         bytes.len(),
         report.checks.len(),
         report.fleet.len()

@@ -53,17 +53,6 @@ const LARGE_SIZE: usize = 10 * 1024 * 1024;
 const LARGE_DIFFERENCES: usize = 100;
 const TOKEN: &str = "bench-token-5c0a8b7e1d2f3a4b";
 
-/// The peak resident set of this process, in bytes (`VmHWM`).
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status");
-    kb * 1024
-}
-
 fn large_target(source: &std::path::Path, api_base: url::Url) -> flareproof::target::VerifyTarget {
     let mut target = reference_verify_target(source, api_base);
     target.recipe.command = ["node", "gen.mjs", "{out}"].map(str::to_owned).to_vec();
@@ -91,7 +80,7 @@ fn child(api: &str, source: &str) {
     let t = Instant::now();
     let run = runtime.block_on(verify.run()).unwrap();
     let wall = t.elapsed();
-    let rss = peak_rss();
+    let rss = flareproof::testbench::peak_rss().expect("VmHWM in /proc/self/status");
     let diff = run
         .report
         .checks

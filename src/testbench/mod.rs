@@ -83,6 +83,18 @@ impl std::fmt::Debug for Events {
     }
 }
 
+/// The peak resident set of this process, in bytes (`VmHWM` of
+/// `/proc/self/status`), for the benchmarks that measure memory; `None`
+/// where the kernel does not say.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,17 +77,10 @@ fn list_prints_every_check_id_with_its_requirement_ids() {
 }
 
 fn conform_command(info: &FixtureInfo, dir: &std::path::Path) -> Command {
-    std::fs::create_dir_all(dir).unwrap();
-    let config = dir.join("flareproof.toml");
-    std::fs::write(&config, crate::support::conform_config(info, "FP_TEST")).unwrap();
-    let mut cmd = flareproof();
-    cmd.arg("conform")
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
+    let mut cmd = crate::support::conform_in(info, dir, "");
+    cmd.arg("--out")
         .arg(dir.join("out"))
         .args(["--only", "cookie.*"]);
-    crate::support::conform_env(&mut cmd, info, "FP_TEST");
     cmd
 }
 

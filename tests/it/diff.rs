@@ -410,20 +410,13 @@ fn conform(info: &FixtureInfo, dir: &Path, baseline: Option<&Path>) -> Output {
 }
 
 fn conform_to(info: &FixtureInfo, dir: &Path, out: &Path, baseline: Option<&Path>) -> Output {
-    std::fs::create_dir_all(dir).unwrap();
-    let config = dir.join("flareproof.toml");
-    std::fs::write(&config, crate::support::conform_config(info, "FP_DIFF")).unwrap();
-    let mut cmd = flareproof();
-    cmd.arg("conform")
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
+    let mut cmd = crate::support::conform_in(info, dir, "");
+    cmd.arg("--out")
         .arg(out)
         .args(["--only", "cookie.*", "--format", "har"]);
     if let Some(baseline) = baseline {
         cmd.arg("--baseline").arg(baseline);
     }
-    crate::support::conform_env(&mut cmd, info, "FP_DIFF");
     cmd.output().unwrap()
 }
 

@@ -373,26 +373,19 @@ fn shards_that_disagree_or_share_a_place_are_refused_naming_the_shard() {
 }
 
 fn conform(info: &FixtureInfo, dir: &Path, label: &str) -> Output {
-    std::fs::create_dir_all(dir).unwrap();
-    let config = dir.join("flareproof.toml");
     // The reference Worker's profile, with the demo's revocation bound (the
     // default 60 s would be watched out in full by the session checks).
     let profile = format!(
         "[profile]\nwindow_s = {}\nrevocation_bound_s = 5\n[profile.limits]\nanonymous = {}\nfree = {}\npro = {}\nadmin = \"unlimited\"\n",
         info.window_s, info.limit_anonymous, info.limit_free, info.limit_pro
     );
-    let config_text = crate::support::conform_config(info, "FP_MERGE") + &profile;
-    std::fs::write(&config, config_text).unwrap();
-    let mut cmd = flareproof();
-    cmd.arg("conform")
-        .arg("--config")
-        .arg(&config)
+    crate::support::conform_in(info, dir, &profile)
         .arg("--out")
         .arg(dir.join("out"))
         .args(["--only", "cookie.*", "--only", "session.*"])
-        .args(["--vantage-label", label, "-q"]);
-    crate::support::conform_env(&mut cmd, info, "FP_MERGE");
-    cmd.output().unwrap()
+        .args(["--vantage-label", label, "-q"])
+        .output()
+        .unwrap()
 }
 
 /// Two tenants of the reference Worker (one with a fault), the clean one

@@ -141,6 +141,19 @@ pub fn conform_config(info: &FixtureInfo, prefix: &str) -> String {
     config
 }
 
+/// `flareproof conform --config DIR/flareproof.toml` against a running
+/// reference Worker: the config is [`conform_config`] and `extra` (more
+/// sections), its secrets set on the command; the caller adds the rest.
+pub fn conform_in(info: &FixtureInfo, dir: &std::path::Path, extra: &str) -> std::process::Command {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("flareproof.toml");
+    std::fs::write(&config, conform_config(info, "FP_RUN") + extra).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_flareproof"));
+    cmd.arg("conform").arg("--config").arg(&config);
+    conform_env(&mut cmd, info, "FP_RUN");
+    cmd
+}
+
 /// The secrets [`conform_config`] names, set on a command.
 pub fn conform_env(cmd: &mut std::process::Command, info: &FixtureInfo, prefix: &str) {
     cmd.env(format!("{prefix}_SERVICE_KEY"), info.service_key.expose());
