@@ -1,21 +1,27 @@
 //! `watch`: a cheap read of what is live, repeated; what changed between two
 //! reads; the state a cron run keeps between runs.
 //!
-//! One poll reads the active deployment (id, versions, their shares) and the
+//! One poll reads the active deployment (id, versions, their shares), the
 //! script-level settings and observers, which change without a new version
 //! (a version's own settings are immutable, so they change only with a new
-//! version, which a poll sees as one). That is [`POLL_REQUESTS`] = 4 requests:
-//! `…/deployments`, `…/settings`, `…/script-settings` and `…/tails`. The
-//! modules are never downloaded by a poll; a change is verified by a full
-//! `verify` run.
+//! version, which a poll sees as one), and every way traffic reaches the
+//! script (routes, custom domains, `workers.dev` and preview URLs, the
+//! account's subdomain when either is on, and a declared zone's routes),
+//! which changes without a deployment too: preview URLs switched on make
+//! every uploaded version reachable. That is at most [`POLL_REQUESTS`] = 9
+//! requests: `…/deployments`, `…/settings`, `…/script-settings`, `…/tails`,
+//! `…/routes`, `…/workers/domains`, `…/subdomain`, `…/workers/subdomain`
+//! and the zone's `…/workers/routes`. The modules are never downloaded by a
+//! poll; a change is verified by a full `verify` run.
 //!
 //! The API allows 1,200 requests per 5 minutes per user. Polls may spend at
 //! most half of that ([`POLL_BUDGET`] = 600 per 5 minutes), leaving the rest
 //! for the verify runs a change starts (about 15 requests each) and for the
-//! account's other API clients (wrangler, the deploy job): 4 requests every
-//! [`MIN_INTERVAL`] = 2 s is 600 per 5 minutes, so shorter intervals are
-//! clamped to 2 s; the default 60 s spends 20. A failed poll is retried after
-//! an exponential backoff ([`backoff`]), so an outage costs less, not more.
+//! account's other API clients (wrangler, the deploy job): 9 requests every
+//! [`MIN_INTERVAL`] = 5 s is 540 per 5 minutes, so shorter intervals are
+//! clamped to 5 s; the default 60 s spends at most 45. A failed poll is
+//! retried after an exponential backoff ([`backoff`]), so an outage costs
+//! less, not more.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,11 +31,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::attestation::{ObserversRecord, ScriptSettingsRecord};
+use crate::attestation::{IngressRecord, ObserversRecord, ScriptSettingsRecord};
 use crate::cloudflare::{ApiError, Client, parse_deployment, settings};
 
-/// Requests one poll sends (each may be retried by the client on 429/5xx).
-pub const POLL_REQUESTS: u64 = 4;
+/// The most requests one poll sends (each may be retried by the client on
+/// 429/5xx): 4 for the deployment, settings and observers, up to 5 for the
+/// ingress (the account subdomain only when `workers.dev` or previews are
+/// on, the zone's routes only when a zone is declared).
+pub const POLL_REQUESTS: u64 = 9;
 /// The Cloudflare API's limit: requests per [`RATE_WINDOW`].
 pub const RATE_LIMIT: u64 = 1200;
 /// The window of [`RATE_LIMIT`].
@@ -121,6 +130,11 @@ pub struct Observation {
     /// live record holds them (the same normalisation).
     pub observers: ObserversRecord,
     pub settings: ScriptSettingsRecord,
+    /// Every way traffic reaches the script, as an attestation's live
+    /// record holds it; absent in a state file written before watch read
+    /// it (a poll then sees it as changed, and verifies).
+    #[serde(default)]
+    pub ingress: Option<IngressRecord>,
 }
 
 fn shape(url: &str, problem: impl Into<String>) -> ApiError {
@@ -191,12 +205,20 @@ fn metadata(url: &str, result: &Value) -> Result<Metadata, ApiError> {
 /// observers, [`POLL_REQUESTS`] requests sent at once. Any read that fails
 /// or answers an unexpected shape fails the poll: a poll that saw only part
 /// of what is live cannot say nothing changed.
-pub async fn poll(client: &Client, script: &str) -> Result<Observation, Arc<ApiError>> {
+pub async fn poll(
+    client: &Client,
+    script: &str,
+    zone_id: Option<&str>,
+) -> Result<Observation, Arc<ApiError>> {
     let url = client.account_url(&format!("workers/scripts/{script}/deployments"));
-    let (deployments, (observers, deployed)) = tokio::join!(
+    let (deployments, (observers, deployed), ingress) = tokio::join!(
         client.get_json::<Value>("deployments", &url),
         settings::read(client, script),
+        crate::cloudflare::ingress::fetch_ingress(client, script, zone_id),
     );
+    if let Some(e) = ingress.first_error() {
+        return Err(e);
+    }
     let result = deployments.map_err(Arc::new)?;
     let deployment = parse_deployment(&url, script, &result).map_err(Arc::new)?;
     let Metadata {
@@ -223,6 +245,7 @@ pub async fn poll(client: &Client, script: &str) -> Result<Observation, Arc<ApiE
         },
         observers: ObserversRecord::of(&observers),
         settings: ScriptSettingsRecord::of(&deployed),
+        ingress: Some(IngressRecord::of(&ingress)),
     })
 }
 
@@ -261,6 +284,13 @@ pub enum Change {
         from: Value,
         to: Value,
     },
+    /// A way traffic reaches the script (routes, custom domains,
+    /// `workers.dev` and preview URLs, the account subdomain, zone routes).
+    Ingress {
+        field: String,
+        from: Value,
+        to: Value,
+    },
 }
 
 impl std::fmt::Display for Change {
@@ -288,6 +318,9 @@ impl std::fmt::Display for Change {
             }
             Change::Observer { field, from, to } => {
                 write!(f, "observer `{field}` from {from} to {to}")
+            }
+            Change::Ingress { field, from, to } => {
+                write!(f, "ingress `{field}` from {from} to {to}")
             }
         }
     }
@@ -342,6 +375,14 @@ pub fn diff(old: &Observation, new: &Observation) -> Vec<Change> {
         &new.settings,
         &mut changes,
         |field, from, to| Change::Setting { field, from, to },
+    );
+    // A record without ingress (an older state file) has every field null:
+    // each one read now is a change.
+    field_changes(
+        &old.ingress,
+        &new.ingress,
+        &mut changes,
+        |field, from, to| Change::Ingress { field, from, to },
     );
     changes
 }
@@ -584,6 +625,8 @@ pub fn run_folder(out: &Path, at: time::OffsetDateTime, deployment_id: Option<&s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attestation::Readable;
+    use crate::attestation::live::{DomainRecord, RouteRecord, WorkersDevRecord};
 
     fn observation() -> Observation {
         Observation {
@@ -615,7 +658,67 @@ mod tests {
                 cache_options: None,
                 usage_model: Some("standard".into()),
             },
+            ingress: Some(IngressRecord {
+                routes: Readable::Read(vec![]),
+                custom_domains: Readable::Read(vec![DomainRecord {
+                    hostname: "auth.example.com".into(),
+                    service: "auth".into(),
+                    environment: Some("production".into()),
+                    zone_name: Some("example.com".into()),
+                }]),
+                workers_dev: Readable::Read(WorkersDevRecord {
+                    enabled: false,
+                    previews_enabled: false,
+                }),
+                account_subdomain: None,
+                zone_routes: None,
+            }),
         }
+    }
+
+    #[test]
+    fn preview_urls_switched_on_or_a_new_route_are_ingress_changes() {
+        let old = observation();
+        let mut new = observation();
+        let ingress = new.ingress.as_mut().unwrap();
+        ingress.workers_dev = Readable::Read(WorkersDevRecord {
+            enabled: false,
+            previews_enabled: true,
+        });
+        ingress.account_subdomain = Some(Readable::Read("acme".into()));
+        ingress.routes = Readable::Read(vec![RouteRecord {
+            pattern: "old.example.com/*".into(),
+            script: Some("auth".into()),
+        }]);
+        let fields: Vec<String> = diff(&old, &new)
+            .into_iter()
+            .map(|c| match c {
+                Change::Ingress { field, .. } => field,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(fields, ["account_subdomain", "routes", "workers_dev"]);
+        let text = diff(&old, &new)[2].to_string();
+        assert!(
+            text.contains("ingress `workers_dev`") && text.contains("\"previews_enabled\":true"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_state_recorded_before_ingress_was_polled_sees_it_as_changed() {
+        let mut old = observation();
+        old.ingress = None;
+        let text = serde_json::to_string(&old).unwrap();
+        let text = text.replace(",\"ingress\":null", "");
+        assert!(!text.contains("ingress"), "{text}");
+        let read: Observation = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.ingress, None);
+        let changes = diff(&read, &observation());
+        assert!(
+            !changes.is_empty() && changes.iter().all(|c| matches!(c, Change::Ingress { .. })),
+            "{changes:?}"
+        );
     }
 
     #[test]
@@ -728,8 +831,8 @@ mod tests {
 
     #[test]
     fn the_interval_is_clamped_to_the_budget_and_one_second() {
-        assert_eq!(MIN_INTERVAL, Duration::from_secs(2));
-        for asked in [0, 1] {
+        assert_eq!(MIN_INTERVAL, Duration::from_secs(5));
+        for asked in [0, 1, 4] {
             let i = Interval::clamp(asked);
             assert_eq!(i.every, MIN_INTERVAL, "{asked}");
             assert!(i.clamped());
@@ -737,9 +840,10 @@ mod tests {
         let i = Interval::clamp(60);
         assert_eq!(i.every, Duration::from_secs(60));
         assert!(!i.clamped());
-        assert_eq!(i.requests_per_window(), 20);
-        // At the floor, polls spend the budget and no more: half the limit.
-        assert_eq!(Interval::clamp(0).requests_per_window(), POLL_BUDGET);
+        assert_eq!(i.requests_per_window(), 45);
+        // At the floor, polls spend at most the budget: half the limit.
+        assert!(Interval::clamp(0).requests_per_window() <= POLL_BUDGET);
+        assert!(Interval::clamp(4).requests_per_window() <= POLL_BUDGET);
         // u64::MAX seconds does not overflow anything.
         assert_eq!(Interval::clamp(u64::MAX).requests_per_window(), 0);
     }

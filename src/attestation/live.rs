@@ -309,6 +309,13 @@ fn routes_part(part: &Part<Vec<ingress::Route>>, label: &str) -> Readable<Vec<Ro
     Readable::of(part, ingress::permission(label), |r| routes(r))
 }
 
+impl IngressRecord {
+    /// What was read of the script's ingress, as an attestation records it.
+    pub fn of(i: &ingress::Ingress) -> Self {
+        ingress_record(i)
+    }
+}
+
 fn ingress_record(i: &ingress::Ingress) -> IngressRecord {
     IngressRecord {
         routes: routes_part(&i.routes, ingress::ROUTES),

@@ -21,7 +21,9 @@ pub use audit::{
     AUDIT_PREDICATE_TYPE, AuditPredicate, MeasurementRecord, RateLimitRecord, SuiteRecord,
     audit_statement,
 };
-pub use live::{Drift, DriftKind, LiveRecord, ObserversRecord, Readable, ScriptSettingsRecord};
+pub use live::{
+    Drift, DriftKind, IngressRecord, LiveRecord, ObserversRecord, Readable, ScriptSettingsRecord,
+};
 pub use statement::{ResourceDescriptor, STATEMENT_TYPE, Statement, render};
 pub use verify::{
     BundleRecord, CheckRecord, DeploymentRecord, PREDICATE_TYPE, Predicate, RecipeRecord,

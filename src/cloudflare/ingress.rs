@@ -80,6 +80,26 @@ pub struct Ingress {
     pub zone_routes: Option<(String, Part<Vec<Route>>)>,
 }
 
+impl Ingress {
+    /// Why a part could not be read: the first such part, in field order.
+    pub fn first_error(&self) -> Option<Arc<ApiError>> {
+        let err = |p: Result<(), &Arc<ApiError>>| p.err().cloned();
+        err(self.routes.as_ref().map(|_| ()))
+            .or_else(|| err(self.custom_domains.as_ref().map(|_| ())))
+            .or_else(|| err(self.workers_dev.as_ref().map(|_| ())))
+            .or_else(|| {
+                self.account_subdomain
+                    .as_ref()
+                    .and_then(|p| err(p.as_ref().map(|_| ())))
+            })
+            .or_else(|| {
+                self.zone_routes
+                    .as_ref()
+                    .and_then(|(_, p)| err(p.as_ref().map(|_| ())))
+            })
+    }
+}
+
 fn shape(url: &str, problem: impl Into<String>) -> ApiError {
     ApiError::Shape {
         url: url.to_owned(),

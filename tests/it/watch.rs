@@ -189,7 +189,7 @@ fn recorded_state(rt: &tokio::runtime::Runtime, standin: &StandIn, path: &Path) 
     )
     .unwrap();
     let observed = rt
-        .block_on(poll(&client, "flarelink-auth"))
+        .block_on(poll(&client, "flarelink-auth", None))
         .expect("the stand-in answers the poll");
     let state = WatchState {
         format: STATE_FORMAT,
@@ -229,14 +229,24 @@ fn small_scenario() -> Scenario {
 }
 
 #[tokio::test]
-async fn a_poll_costs_four_requests_and_sees_settings_and_observers_change_in_place() {
+async fn a_poll_costs_at_most_its_requests_and_sees_settings_observers_and_ingress_change_in_place()
+{
     let server = MockServer::start().await;
     let s = small_scenario();
     mount(&server, &s).await;
     let client = api_client(&server, fast());
-    let first = poll(&client, &s.script).await.unwrap();
+    let first = poll(&client, &s.script, None).await.unwrap();
     let requests = server.received_requests().await.unwrap();
-    assert_eq!(requests.len() as u64, POLL_REQUESTS, "{requests:?}");
+    // The deployment, settings and observers, and the script's routes,
+    // custom domains and workers.dev switch (the account subdomain only when
+    // workers.dev or previews are on, the zone's routes only with a zone).
+    let expected = if s.workers_dev || s.previews_enabled {
+        8
+    } else {
+        7
+    };
+    assert_eq!(requests.len(), expected, "{requests:?}");
+    assert!(requests.len() as u64 <= POLL_REQUESTS);
     assert!(
         requests
             .iter()
@@ -261,9 +271,12 @@ async fn a_poll_costs_four_requests_and_sees_settings_and_observers_change_in_pl
     let mut changed = s.clone();
     changed.tail_consumers = vec!["log-collector".into()];
     changed.placement = Some(serde_json::json!({ "mode": "smart" }));
+    // Preview URLs switched on: every uploaded version reachable, no new
+    // deployment.
+    changed.previews_enabled = true;
     server.reset().await;
     mount(&server, &changed).await;
-    let second = poll(&client, &s.script).await.unwrap();
+    let second = poll(&client, &s.script, None).await.unwrap();
     let changes = diff(&first, &second);
     assert!(
         changes
@@ -275,6 +288,12 @@ async fn a_poll_costs_four_requests_and_sees_settings_and_observers_change_in_pl
         changes
             .iter()
             .any(|c| matches!(c, Change::Setting { field, .. } if field == "placement")),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::Ingress { field, .. } if field == "workers_dev")),
         "{changes:?}"
     );
     assert!(
@@ -299,7 +318,7 @@ async fn a_poll_with_an_unexpected_shape_or_a_missing_read_is_an_error_naming_it
         .mount(&server)
         .await;
     let client = api_client(&server, fast());
-    let err = poll(&client, &s.script).await.unwrap_err();
+    let err = poll(&client, &s.script, None).await.unwrap_err();
     assert!(matches!(err.as_ref(), ApiError::Shape { .. }), "{err}");
     assert!(err.to_string().contains("annotations"), "{err}");
     assert!(err.to_string().contains("/deployments"), "{err}");
@@ -315,7 +334,7 @@ async fn a_poll_with_an_unexpected_shape_or_a_missing_read_is_an_error_naming_it
         .with_priority(1)
         .mount(&server)
         .await;
-    let err = poll(&client, &s.script).await.unwrap_err();
+    let err = poll(&client, &s.script, None).await.unwrap_err();
     assert!(err.is_auth(), "{err}");
     assert!(err.to_string().contains("/tails"), "{err}");
 }
@@ -725,11 +744,14 @@ fn an_interval_watch_stops_with_exit_1_soon_after_a_tamper_is_switched_on() {
         ],
     ));
     let (_, started) = live.wait_for("started", Duration::from_secs(30));
-    // 1 s asked; 4 requests a poll keep it to 2 s.
+    // 1 s asked; the requests of a poll keep it to MIN_INTERVAL.
     assert_eq!(started["asked_interval_s"], 1);
     assert_eq!(started["interval_s"], MIN_INTERVAL.as_secs());
     assert_eq!(started["clamped"], true);
-    assert_eq!(started["requests_per_5_min"], 600);
+    assert_eq!(
+        started["requests_per_5_min"],
+        flareproof::watch::Interval::clamp(1).requests_per_window()
+    );
     let interval = MIN_INTERVAL;
     live.wait_for("unchanged", Duration::from_secs(30));
     let (first, _) = live.wait_for("unchanged", Duration::from_secs(30));
@@ -908,4 +930,57 @@ fn an_api_outage_is_retried_with_a_growing_backoff_and_never_ends_the_watch() {
     );
     assert_eq!(fs_err::read(&state).unwrap(), before);
     assert!(run_folders(&out).is_empty());
+}
+
+/// Preview URLs switched on with no new deployment: the poll sees the
+/// ingress change, and the verify run it starts fails `verify.ingress`.
+#[test]
+fn preview_urls_switched_on_in_place_are_a_change_verified_as_a_failure() {
+    let rt = runtime();
+    let base = faithful();
+    let standin = rt.block_on(StandIn::start(base.clone())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), standin.api_base().as_str());
+    let out = tmp.path().join("reports");
+    let state = tmp.path().join("state.json");
+    recorded_state(&rt, &standin, &state);
+    let once = || {
+        watch(
+            &config,
+            &out,
+            &["--once", "--state", state.to_str().unwrap()],
+        )
+    };
+    let ran = run(once());
+    assert_eq!(ran.names(), ["started", "unchanged"], "{}", ran.stderr);
+
+    let mut previews = base.clone();
+    previews.previews_enabled = true;
+    standin.set(previews);
+    let ran = run(once());
+    assert_eq!(ran.code, Some(1), "{:?}\n{}", ran.names(), ran.stderr);
+    let changes = ran.event("changed")["changes"].as_array().unwrap().clone();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["change"] == "ingress" && c["field"] == "workers_dev"),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().all(|c| c["change"] == "ingress"),
+        "no deployment, version or setting changed: {changes:?}"
+    );
+    let folders = run_folders(&out);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let report: Value =
+        serde_json::from_str(&fs_err::read_to_string(folders[0].join("report.json")).unwrap())
+            .unwrap();
+    let ingress = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "verify.ingress")
+        .unwrap();
+    assert_eq!(ingress["status"], "fail", "{ingress}");
+    assert_eq!(state_of(&state).last_verify.verdict, Outcome::Fail);
 }

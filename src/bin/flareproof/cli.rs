@@ -139,9 +139,10 @@ pub struct WatchArgs {
     pub report: ReportArgs,
     #[command(flatten)]
     pub sign: SignArgs,
-    /// Seconds between two reads of the deployment. A read is 4 requests;
-    /// intervals under 2 s are clamped to 2 s, so polls stay within 600 of
-    /// the API's 1,200 requests per 5 minutes.
+    /// Seconds between two reads of the deployment, its settings, observers
+    /// and ingress. A read is at most 9 requests; intervals under 5 s are
+    /// clamped to 5 s, so polls stay within 600 of the API's 1,200 requests
+    /// per 5 minutes.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub interval: u64,
     /// Read once, compare with `--state`, verify if it changed, and exit

@@ -91,6 +91,7 @@ pub async fn run(args: &WatchArgs) -> Result<u8, ExpectedError> {
         args,
         exe,
         script: target.script.clone(),
+        zone_id: target.ingress.zone_id.clone(),
         api_base: target.api_base.clone(),
         token_env: target.api_token_env.clone(),
         credentials,
@@ -171,6 +172,8 @@ struct Watch<'a> {
     args: &'a WatchArgs,
     exe: PathBuf,
     script: String,
+    /// `[verify] zone_id`: its routes are polled too.
+    zone_id: Option<String>,
     api_base: url::Url,
     token_env: String,
     credentials: Credentials,
@@ -232,7 +235,7 @@ impl Watch<'_> {
         );
         if i.clamped() {
             text.push_str(&format!(
-                " (asked {} s; a poll sends {POLL_REQUESTS} requests, kept within {POLL_BUDGET} \
+                " (asked {} s; a poll sends up to {POLL_REQUESTS} requests, kept within {POLL_BUDGET} \
                  of the API's {RATE_LIMIT} requests per 5 minutes)",
                 i.asked.as_secs()
             ));
@@ -270,7 +273,7 @@ impl Watch<'_> {
         // transcript, which a watch that runs for weeks must not.
         let client =
             Client::new(&self.api_base, self.credentials.clone(), self.retry).map_err(Arc::new)?;
-        poll(&client, &self.script).await
+        poll(&client, &self.script, self.zone_id.as_deref()).await
     }
 
     fn api_error(&self, error: &ApiError, failures: u32) -> Round {
