@@ -11,6 +11,13 @@ use super::text;
 /// GitHub caps a job summary at 1 MiB; evidence past this many bytes per
 /// check is cut (the JSON report has it whole).
 const EVIDENCE_LIMIT: usize = 16 * 1024;
+/// Past this many bytes the failures are only counted (a large fleet's
+/// report has thousands); what is left of [`TOTAL_LIMIT`] is for the table
+/// of every check.
+const FAILURES_LIMIT: usize = 512 * 1024;
+/// Past this many bytes the table of every check is only counted, so the
+/// summary stays under GitHub's 1 MiB.
+const TOTAL_LIMIT: usize = 960 * 1024;
 
 pub fn icon(status: Status) -> &'static str {
     match status {
@@ -109,7 +116,17 @@ pub fn render(report: &Report) -> Vec<u8> {
         .collect();
     if !notable.is_empty() {
         let _ = writeln!(out, "## Failures, errors and warnings\n");
-        for check in notable {
+        let total = notable.len();
+        for (i, check) in notable.into_iter().enumerate() {
+            if out.len() > FAILURES_LIMIT {
+                let _ = writeln!(
+                    out,
+                    "… and {} more failures, errors and warnings, not shown here (GitHub caps \
+                     a job summary at 1 MiB): `report.json` and `report.html` have every one.\n",
+                    total - i
+                );
+                break;
+            }
             failure(&mut out, check);
         }
     }
@@ -159,7 +176,16 @@ pub fn render(report: &Report) -> Vec<u8> {
     let _ = writeln!(out, "## All checks\n");
     let _ = writeln!(out, "| | check | title | summary | requirements |");
     let _ = writeln!(out, "|---|---|---|---|---|");
-    for check in &report.checks {
+    for (i, check) in report.checks.iter().enumerate() {
+        if out.len() > TOTAL_LIMIT {
+            let _ = writeln!(
+                out,
+                "\n… and {} more checks, not shown here (GitHub caps a job summary at 1 MiB): \
+                 `report.json` has every one.",
+                report.checks.len() - i
+            );
+            break;
+        }
         let _ = writeln!(
             out,
             "| {} {} | `{}` | {} | {} | {} |",
@@ -242,7 +268,16 @@ fn fleet(out: &mut String, report: &Report) {
         "| target | verdict | failing | could not decide | from |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
-    for row in &report.fleet {
+    for (i, row) in report.fleet.iter().enumerate() {
+        if out.len() > FAILURES_LIMIT {
+            let _ = writeln!(
+                out,
+                "\n… and {} more targets, not shown here (GitHub caps a job summary at 1 MiB): \
+                 `report.json` has every one.",
+                report.fleet.len() - i
+            );
+            break;
+        }
         let ids = |ids: &[String]| {
             if ids.is_empty() {
                 "—".to_owned()
@@ -287,6 +322,56 @@ mod tests {
     fn fences_outgrow_backticks_in_the_body() {
         assert!(fenced("a ``` b", "").starts_with("````\n"));
         assert!(fenced("plain", "http").starts_with("```http\n"));
+    }
+
+    #[test]
+    fn a_huge_report_stays_under_githubs_one_mib_and_says_what_it_left_out() {
+        use crate::model::{CheckId, Subject};
+        let checks: Vec<CheckResult> = (0..20_000)
+            .map(|i| CheckResult {
+                id: CheckId::new("cookie.httponly").unwrap(),
+                title: "the session cookie is HttpOnly".into(),
+                status: Status::Fail,
+                summary: "no HttpOnly".into(),
+                severity: None,
+                level: None,
+                help: String::new(),
+                requirements: vec!["flarelink-auth/v1:cookie".into()],
+                evidence: vec![Evidence::note("x".repeat(20_000))],
+                duration_ms: 0,
+                version: None,
+                target: Some(format!("https://tenant-{i}.example/")),
+            })
+            .collect();
+        let mut report = Report::new(
+            "merge",
+            "flarelink-auth/v1",
+            Subject {
+                base_url: None,
+                vantages: vec![],
+                script: None,
+            },
+            "2026-12-01T00:00:00Z".into(),
+            1,
+            checks,
+        );
+        report.fleet = (0..20_000)
+            .map(|i| crate::model::FleetRow {
+                target: format!("https://tenant-{i}.example/"),
+                verdict: Verdict::Fail,
+                counts: Default::default(),
+                failing: vec!["cookie.httponly".into()],
+                undecided: vec![],
+                vantage_labels: vec!["eu-west".into()],
+                shards: vec![],
+            })
+            .collect();
+        let md = String::from_utf8(render(&report)).unwrap();
+        assert!(md.len() < 1024 * 1024, "{} bytes", md.len());
+        assert!(md.contains("more targets, not shown here"));
+        assert!(md.contains("more failures, errors and warnings, not shown here"));
+        assert!(md.contains("more checks, not shown here"));
+        assert!(md.ends_with("</sub>\n"));
     }
 
     #[test]
