@@ -14,6 +14,7 @@ mod hostile;
 mod ingress;
 mod init;
 mod merge;
+mod pacing;
 mod pinned;
 mod probe;
 mod provenance;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::probes::probe_until_done;
+use super::probes::{self, probe_until_done};
 use super::routes::{self, Controls, RouteProbes};
 use super::verdicts::{count_finding, never_refused, unbracketed_finding};
 use crate::checks::{Ctx, Finding, Unobservable, sign_in, still_signed_in};
@@ -424,13 +424,22 @@ pub(super) async fn measure_tier(
     if tier == "free" {
         lease_names.push("free2");
     }
-    let _lease = ctx.exclusive(&lease_names).await?;
-    let me = caller(ctx, tier).await?;
-    let other = if tier == "free" {
-        Some(caller(ctx, "free2").await?)
+    // Signed in before the buckets are this measurement's: a sign-in spends
+    // no metered bucket, and its password hash then queues in the target
+    // while the checks sharing the buckets finish, not on the measurement's
+    // chain. Free's callers (free, free2 and a second session of free's
+    // user, see `probe_until_done`) sign in side by side.
+    let (me, other, again) = if tier == "free" {
+        let (me, other, again) = tokio::join!(
+            caller(ctx, tier),
+            caller(ctx, "free2"),
+            probes::second_session(ctx, tier)
+        );
+        (me?, Some(other?), Some(again?))
     } else {
-        None
+        (caller(ctx, tier).await?, None, None)
     };
+    let _lease = ctx.exclusive(&lease_names).await?;
     let mut run = BucketRun::default();
     let mut other_run = BucketRun::default();
     let mut outcome = TierOutcome {
@@ -486,6 +495,7 @@ pub(super) async fn measure_tier(
         &mut other_run,
         &me,
         other.as_ref(),
+        again.as_ref(),
         &mut outcome,
         cap,
     )

@@ -19,28 +19,25 @@ pub(super) fn needs_probing(o: &TierOutcome) -> bool {
 
 /// Runs the probes, spending the bucket before each attempt; a probe that
 /// the window's turnover made inconclusive is repeated. Where there is
-/// another identity to probe (free's bucket), a second session of `me`'s
-/// user is signed in first: it must find the bucket exhausted too.
+/// another identity to probe (free's bucket), `again`, a second session of
+/// `me`'s user (signed in before the bucket was spent, see
+/// [`second_session`]), is probed too: it must find the bucket exhausted.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn probe_until_done(
     suite: &Suite<'_>,
     run: &mut BucketRun,
     other_run: &mut BucketRun,
     me: &Caller,
     other: Option<&Caller>,
+    again: Option<&Caller>,
     outcome: &mut TierOutcome,
     cap: u64,
 ) -> Result<(), Unobservable> {
     let again = match other {
-        Some(_) if needs_probing(outcome) && !outcome.per_identity.done => {
-            Some(second_session(suite, me).await?)
-        }
+        Some(_) if needs_probing(outcome) && !outcome.per_identity.done => again,
         _ => None,
     };
-    let identities = Identities {
-        me,
-        other,
-        again: again.as_ref(),
-    };
+    let identities = Identities { me, other, again };
     // First inside the counted window, if the count spent it: its end is
     // known, so no bracket is needed.
     if let Some(end) = outcome.spent_until
@@ -56,18 +53,23 @@ pub(super) async fn probe_until_done(
     }
     // Its refusals are about `me`'s user only while it is a live session of
     // that user (else it went out anonymous).
-    if let Some(again) = &again {
+    if let Some(again) = again {
         again.still_signed_in(suite.ctx).await?;
     }
     Ok(())
 }
 
-/// A second session of `me`'s user: a sign-in of its own (never the first
-/// session's cookies), spending the same bucket.
-async fn second_session(suite: &Suite<'_>, me: &Caller) -> Result<Caller, Unobservable> {
-    let (identity, _) = sign_in(suite.ctx, me.bucket, Jar::new()).await?;
+/// A second session of `bucket`'s user: a sign-in of its own (never the
+/// first session's cookies), spending the same bucket. Signed in with the
+/// first, before the bucket is spent, so that its password hash is not
+/// made inside the counted window.
+pub(super) async fn second_session(
+    ctx: &crate::checks::Ctx,
+    bucket: &'static str,
+) -> Result<Caller, Unobservable> {
+    let (identity, _) = sign_in(ctx, bucket, Jar::new()).await?;
     Ok(Caller {
-        bucket: me.bucket,
+        bucket,
         jar: Some(identity.session_jar()),
     })
 }

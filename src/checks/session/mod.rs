@@ -718,7 +718,7 @@ async fn control_watch(
         if seen == Seen::Refused && out.refused.is_none() {
             out.refused = Some((exchange.at_ms.saturating_sub(revoked_ms), exchange));
         }
-        next += interval;
+        next = next_poll(next, interval, Instant::now());
     }
     Ok(out)
 }
@@ -736,7 +736,7 @@ async fn watch(
 ) -> Result<Watch, Unobservable> {
     let interval = Duration::from_millis(interval_ms);
     let bound_ms = ctx.target.profile.revocation_bound_s * 1000;
-    let observe_for = Duration::from_millis(observe_after_refusal_ms(ctx));
+    let observe_ms = observe_after_refusal_ms(ctx);
     let mut out = Watch {
         trial,
         token: label,
@@ -796,8 +796,6 @@ async fn watch(
             }
             (Seen::Refused, Some(_)) => {}
         }
-        next += interval;
-        let elapsed = next.duration_since(revoked_at);
         match out.refused_after_ms {
             // Accepted by a poll sent after the bound: late, whatever the
             // poll latency. (Every poll has a timeout, so this is reached.)
@@ -805,12 +803,29 @@ async fn watch(
                 out.notable.extend(last_accepted);
                 return Ok(out);
             }
-            Some(refused) if elapsed > Duration::from_millis(refused) + observe_for => {
-                return Ok(out);
-            }
+            // Watched until a poll sent more than `observe_ms` after the
+            // refusal (times of one clock, so the difference is within a
+            // millisecond) was still refused.
+            Some(refused) if at_ms > refused + observe_ms => return Ok(out),
             _ => {}
         }
+        next = next_poll(next, interval, Instant::now());
+        // The watch's last poll goes just past its end, not up to a poll
+        // later.
+        if let Some(refused) = out.refused_after_ms {
+            next = next.min(revoked_at + Duration::from_millis(refused + observe_ms + 2));
+        }
     }
+}
+
+/// When a poll on a grid of `interval` after the one due at `due` goes,
+/// at `now`: the next grid point, or at once when polls fell behind (a
+/// target that stalled, answers slower than `interval`), without a burst
+/// of the polls missed meanwhile. Polls are then never more frequent than
+/// the interval, and a watch of a given length lasts that long in real
+/// time, however slow the target's answers were.
+fn next_poll(due: Instant, interval: Duration, now: Instant) -> Instant {
+    (due + interval).max(now)
 }
 
 /// Resends of an app-route replay after a 429, at most.
