@@ -470,6 +470,60 @@ fn run_against_the_echo_target(command: &str) {
         outputs.push((file.to_owned(), text));
     }
 
+    // What reads the report back writes it again: `merge` (every format)
+    // and `diff` (Markdown and HTML) of this run.
+    let merged = dir.path().join("merged");
+    let mut merge = Command::new(env!("CARGO_BIN_EXE_flareproof"));
+    merge.arg("merge").arg(&out_dir).arg("--out").arg(&merged);
+    for format in ["junit", "sarif", "markdown", "html", "har"] {
+        merge.args(["--format", format]);
+    }
+    let ran = merge.output().unwrap();
+    assert!(
+        matches!(ran.status.code(), Some(1 | 2)) && merged.join("report.json").exists(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let diffed = dir.path().join("diffed");
+    let ran_diff = Command::new(env!("CARGO_BIN_EXE_flareproof"))
+        .arg("diff")
+        .arg(&out_dir)
+        .arg(merged.join("report.json"))
+        .arg("--out")
+        .arg(&diffed)
+        .output()
+        .unwrap();
+    for (name, ran) in [("merge", &ran), ("diff", &ran_diff)] {
+        outputs.push((
+            format!("{name} stdout"),
+            String::from_utf8_lossy(&ran.stdout).into_owned(),
+        ));
+        outputs.push((
+            format!("{name} stderr"),
+            String::from_utf8_lossy(&ran.stderr).into_owned(),
+        ));
+    }
+    for file in [
+        "report.json",
+        "junit.xml",
+        "report.sarif",
+        "summary.md",
+        "report.html",
+        "exchanges.har",
+    ] {
+        let text = std::fs::read_to_string(merged.join(file)).unwrap();
+        outputs.push((format!("merged/{file}"), text));
+    }
+    for file in ["diff.md", "diff.html"] {
+        let text = std::fs::read_to_string(diffed.join(file)).unwrap_or_else(|e| {
+            panic!(
+                "diff {file}: {e}: {}",
+                String::from_utf8_lossy(&ran_diff.stderr)
+            )
+        });
+        outputs.push((format!("diffed/{file}"), text));
+    }
+
     let issued = seen.lock().unwrap().issued.clone();
     assert!(
         seen.lock().unwrap().basic > 0,
