@@ -26,7 +26,8 @@ use std::collections::{HashMap, HashSet};
 
 use crate::diff::Loaded;
 use crate::model::{
-    CheckId, CheckResult, Counts, Evidence, FleetRow, Parameters, Report, Status, Subject, Verdict,
+    CheckId, CheckResult, Counts, Evidence, FleetRow, Parameters, Report, Status, Subject, Tool,
+    Verdict,
 };
 use crate::report::text;
 
@@ -137,8 +138,6 @@ struct Group {
     target: String,
     subject: Subject,
     command: String,
-    /// The first shard's path, for errors.
-    first: String,
     labels: Vec<Option<String>>,
     shards: Vec<String>,
     checks: Vec<Acc>,
@@ -151,7 +150,6 @@ impl Group {
             target,
             subject: shard.report.subject.clone(),
             command: shard.report.command.clone(),
-            first: shard.path.clone(),
             labels: Vec::new(),
             shards: Vec::new(),
             checks: Vec::new(),
@@ -164,7 +162,8 @@ impl Group {
         if shard.report.command != self.command {
             return Err(MergeError::Disagree {
                 shard: shard.path,
-                first: self.first.clone(),
+                // The group's command is its first shard's.
+                first: self.shards.first().cloned().unwrap_or_default(),
                 what: "the command of one target's runs",
                 theirs: shard.report.command,
                 ours: self.command.clone(),
@@ -355,7 +354,7 @@ fn relabel(evidence: Evidence, label: &str) -> Evidence {
 /// What every shard must agree on, from the first shard.
 struct Agreement {
     first: String,
-    tool: String,
+    tool: Tool,
     profile: String,
     parameters: Parameters,
 }
@@ -364,7 +363,7 @@ impl Agreement {
     fn of(shard: &Loaded) -> Result<Self, MergeError> {
         Ok(Agreement {
             first: shard.path.clone(),
-            tool: format!("{} {}", shard.report.tool.name, shard.report.tool.version),
+            tool: shard.report.tool.clone(),
             profile: shard.report.profile.clone(),
             parameters: parameters(shard)?.clone(),
         })
@@ -378,9 +377,13 @@ impl Agreement {
             theirs,
             ours,
         };
-        let tool = format!("{} {}", shard.report.tool.name, shard.report.tool.version);
-        if tool != self.tool {
-            return Err(disagree("the tool version", tool, self.tool.clone()));
+        if shard.report.tool != self.tool {
+            let show = |t: &Tool| format!("{} {}", t.name, t.version);
+            return Err(disagree(
+                "the tool version",
+                show(&shard.report.tool),
+                show(&self.tool),
+            ));
         }
         if shard.report.profile != self.profile {
             return Err(disagree(
@@ -430,8 +433,6 @@ pub struct Merger {
     by_target: HashMap<String, usize>,
     started_at: Option<String>,
     duration_ms: u64,
-    tool: Option<crate::model::Tool>,
-    shards: usize,
 }
 
 impl Merger {
@@ -441,7 +442,7 @@ impl Merger {
 
     /// How many shards were added.
     pub fn shards(&self) -> usize {
-        self.shards
+        self.groups.iter().map(|g| g.shards.len()).sum()
     }
 
     /// Folds one shard in, or says why it cannot be.
@@ -472,15 +473,12 @@ impl Merger {
             self.started_at = Some(shard.report.started_at.clone());
         }
         self.duration_ms = self.duration_ms.max(shard.report.duration_ms);
-        self.tool.get_or_insert_with(|| shard.report.tool.clone());
         let groups = &mut self.groups;
         let i = *self.by_target.entry(target.clone()).or_insert_with(|| {
             groups.push(Group::new(target, &shard));
             groups.len() - 1
         });
-        groups[i].add(shard)?;
-        self.shards += 1;
-        Ok(())
+        groups[i].add(shard)
     }
 
     /// The merged report.
@@ -500,13 +498,8 @@ impl Merger {
         let mut concluded: Vec<(Vec<CheckResult>, FleetRow)> =
             self.groups.into_iter().map(Group::conclude).collect();
         concluded.sort_by(|(_, a), (_, b)| {
-            let verdict = |v: Verdict| match v {
-                Verdict::Fail => 0,
-                Verdict::Error => 1,
-                Verdict::Pass => 2,
-            };
-            verdict(a.verdict)
-                .cmp(&verdict(b.verdict))
+            rank(a.verdict.status())
+                .cmp(&rank(b.verdict.status()))
                 .then(b.failing.len().cmp(&a.failing.len()))
                 .then(b.undecided.len().cmp(&a.undecided.len()))
                 .then_with(|| a.target.cmp(&b.target))
@@ -530,9 +523,8 @@ impl Merger {
             self.duration_ms,
             checks,
         );
-        if let Some(tool) = self.tool {
-            report.tool = tool;
-        }
+        // The shards' tool, which judged them (the same in every shard).
+        report.tool = agreement.tool;
         report.parameters = Some(agreement.parameters);
         report.fleet = fleet;
         Ok(report)

@@ -50,6 +50,15 @@ impl Verdict {
         }
     }
 
+    /// The check status the verdict reads as (for a badge or an icon).
+    pub fn status(self) -> Status {
+        match self {
+            Verdict::Pass => Status::Pass,
+            Verdict::Fail => Status::Fail,
+            Verdict::Error => Status::Error,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",

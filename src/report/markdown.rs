@@ -45,6 +45,20 @@ pub fn cell(s: &str) -> String {
     out
 }
 
+/// Whether `out` is past `limit`; if so, says that the `left` remaining
+/// `what` are not shown and which files (`kept`) have them.
+fn over(out: &mut String, limit: usize, left: usize, what: &str, kept: &str) -> bool {
+    if out.len() <= limit {
+        return false;
+    }
+    let _ = writeln!(
+        out,
+        "\n… and {left} more {what}, not shown here (GitHub caps a job summary at 1 MiB): \
+         {kept} every one.\n"
+    );
+    true
+}
+
 /// A fenced code block whose fence no line of `body` can close.
 fn fenced(body: &str, lang: &str) -> String {
     let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
@@ -118,13 +132,13 @@ pub fn render(report: &Report) -> Vec<u8> {
         let _ = writeln!(out, "## Failures, errors and warnings\n");
         let total = notable.len();
         for (i, check) in notable.into_iter().enumerate() {
-            if out.len() > FAILURES_LIMIT {
-                let _ = writeln!(
-                    out,
-                    "… and {} more failures, errors and warnings, not shown here (GitHub caps \
-                     a job summary at 1 MiB): `report.json` and `report.html` have every one.\n",
-                    total - i
-                );
+            if over(
+                &mut out,
+                FAILURES_LIMIT,
+                total - i,
+                "failures, errors and warnings",
+                "`report.json` and `report.html` have",
+            ) {
                 break;
             }
             failure(&mut out, check);
@@ -177,13 +191,13 @@ pub fn render(report: &Report) -> Vec<u8> {
     let _ = writeln!(out, "| | check | title | summary | requirements |");
     let _ = writeln!(out, "|---|---|---|---|---|");
     for (i, check) in report.checks.iter().enumerate() {
-        if out.len() > TOTAL_LIMIT {
-            let _ = writeln!(
-                out,
-                "\n… and {} more checks, not shown here (GitHub caps a job summary at 1 MiB): \
-                 `report.json` has every one.",
-                report.checks.len() - i
-            );
+        if over(
+            &mut out,
+            TOTAL_LIMIT,
+            report.checks.len() - i,
+            "checks",
+            "`report.json` has",
+        ) {
             break;
         }
         let _ = writeln!(
@@ -269,13 +283,13 @@ fn fleet(out: &mut String, report: &Report) {
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for (i, row) in report.fleet.iter().enumerate() {
-        if out.len() > FAILURES_LIMIT {
-            let _ = writeln!(
-                out,
-                "\n… and {} more targets, not shown here (GitHub caps a job summary at 1 MiB): \
-                 `report.json` has every one.",
-                report.fleet.len() - i
-            );
+        if over(
+            out,
+            FAILURES_LIMIT,
+            report.fleet.len() - i,
+            "targets",
+            "`report.json` has",
+        ) {
             break;
         }
         let ids = |ids: &[String]| {
@@ -297,21 +311,13 @@ fn fleet(out: &mut String, report: &Report) {
             out,
             "| {} | {} {} | {} | {} | {from} |",
             cell(&row.target),
-            verdict_icon(row.verdict),
+            icon(row.verdict.status()),
             row.verdict.as_str(),
             ids(&row.failing),
             ids(&row.undecided),
         );
     }
     let _ = writeln!(out);
-}
-
-fn verdict_icon(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass => "✅",
-        Verdict::Fail => "❌",
-        Verdict::Error => "⛔",
-    }
 }
 
 #[cfg(test)]

@@ -196,16 +196,11 @@ fn fleet(out: &mut String, report: &Report) {
         }
     };
     for row in &report.fleet {
-        let verdict = match row.verdict {
-            crate::model::Verdict::Pass => Status::Pass,
-            crate::model::Verdict::Fail => Status::Fail,
-            crate::model::Verdict::Error => Status::Error,
-        };
         let _ = writeln!(
             out,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&row.target),
-            badge(verdict),
+            badge(row.verdict.status()),
             ids(&row.failing),
             ids(&row.undecided),
             esc(&row.vantage_labels.join(", ")),
