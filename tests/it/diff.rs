@@ -5,25 +5,18 @@
 //! reference Worker run clean and with one fault, compared by `diff` and
 //! by `conform --baseline`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use flareproof::diff::{self, Change};
 use flareproof::model::{CheckId, Evidence, Measurement, Report, Status, Timeline, TimelinePoint};
 use flareproof::report::json;
 
-use crate::schema::every_status_report;
+use crate::schema::{every_status_report, with_statuses, write};
 use crate::support::{FixtureInfo, faults, start};
 
 fn flareproof() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flareproof"))
-}
-
-/// `report` as `dir/report.json`; the folder.
-fn write(dir: &Path, report: &Report) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("report.json"), json::render(report)).unwrap();
-    dir.to_owned()
 }
 
 fn stdout(out: &Output) -> String {
@@ -32,31 +25,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A report whose checks have these statuses (`cookie.case-N`).
-fn with_statuses(statuses: &[Status]) -> Report {
-    let template = every_status_report();
-    let checks = statuses
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut check = template.checks[i % template.checks.len()].clone();
-            check.id = CheckId::new(format!("cookie.case-{i}")).unwrap();
-            check.status = *s;
-            check.summary = format!("{s} in this run");
-            check.evidence.clear();
-            check
-        })
-        .collect();
-    Report::new(
-        &template.command,
-        &template.profile,
-        template.subject.clone(),
-        template.started_at.clone(),
-        template.duration_ms,
-        checks,
-    )
 }
 
 #[test]

@@ -9,12 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use flareproof::model::{
-    CheckId, Evidence, Measurement, Parameters, ProfileParameters, Report, Status,
-};
-use flareproof::report::json;
+use flareproof::model::{Evidence, Measurement, Parameters, ProfileParameters, Report, Status};
 
-use crate::schema::every_status_report;
+use crate::schema::{with_statuses, write};
 use crate::support::{FixtureInfo, faults, start};
 
 fn flareproof() -> Command {
@@ -23,12 +20,6 @@ fn flareproof() -> Command {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn write(dir: &Path, report: &Report) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("report.json"), json::render(report)).unwrap();
-    dir.to_owned()
 }
 
 fn parameters() -> Parameters {
@@ -49,40 +40,23 @@ fn parameters() -> Parameters {
 /// A shard of `base_url` from `label` whose checks `cookie.case-N` have
 /// these statuses; check 0 carries a revocation measurement.
 fn shard(base_url: &str, label: Option<&str>, statuses: &[Status]) -> Report {
-    let template = every_status_report();
-    let checks = statuses
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut check = template.checks[i % template.checks.len()].clone();
-            check.id = CheckId::new(format!("cookie.case-{i}")).unwrap();
-            check.status = *s;
-            check.summary = format!("{s} as measured");
-            check.evidence = vec![Evidence::Measurement(Measurement {
-                name: "time to refusal".into(),
-                value: 120.0,
-                unit: "ms".into(),
-                bound: Some(2000.0),
-                vantage: Some(base_url.to_owned()),
-                trial: Some(1),
-                censored: false,
-                resolution: None,
-                slowest_observation: None,
-            })];
-            check
-        })
-        .collect();
-    let mut subject = template.subject.clone();
-    subject.base_url = Some(base_url.to_owned());
-    subject.vantages.clear();
-    let mut report = Report::new(
-        "conform",
-        &template.profile,
-        subject,
-        template.started_at.clone(),
-        template.duration_ms,
-        checks,
-    );
+    let mut report = with_statuses(statuses);
+    for check in &mut report.checks {
+        check.summary = format!("{} as measured", check.status);
+        check.evidence = vec![Evidence::Measurement(Measurement {
+            name: "time to refusal".into(),
+            value: 120.0,
+            unit: "ms".into(),
+            bound: Some(2000.0),
+            vantage: Some(base_url.to_owned()),
+            trial: Some(1),
+            censored: false,
+            resolution: None,
+            slowest_observation: None,
+        })];
+    }
+    report.subject.base_url = Some(base_url.to_owned());
+    report.subject.vantages.clear();
     report.parameters = Some(parameters());
     report.vantage_label = label.map(str::to_owned);
     report

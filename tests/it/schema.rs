@@ -163,3 +163,35 @@ fn the_schema_rejects_what_it_must() {
         "a report without a verdict must not validate"
     );
 }
+
+/// A report whose checks have these statuses (`cookie.case-N`).
+pub fn with_statuses(statuses: &[Status]) -> Report {
+    let template = every_status_report();
+    let checks = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut check = template.checks[i % template.checks.len()].clone();
+            check.id = CheckId::new(format!("cookie.case-{i}")).unwrap();
+            check.status = *s;
+            check.summary = format!("{s} in this run");
+            check.evidence.clear();
+            check
+        })
+        .collect();
+    Report::new(
+        &template.command,
+        &template.profile,
+        template.subject.clone(),
+        template.started_at.clone(),
+        template.duration_ms,
+        checks,
+    )
+}
+
+/// `report` as `dir/report.json`; the folder.
+pub fn write(dir: &std::path::Path, report: &Report) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("report.json"), json::render(report)).unwrap();
+    dir.to_owned()
+}
