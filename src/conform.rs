@@ -26,8 +26,6 @@ pub enum ConformError {
     },
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error(transparent)]
-    Scrub(crate::probe::ScrubError),
 }
 
 /// Which check ids a run includes: `--only` and `--skip` globs.
@@ -310,6 +308,9 @@ impl Conform {
         if let Some(key) = &self.target.service_key {
             redactor.learn(key);
         }
+        if let Some(name) = &self.target.session_cookie {
+            redactor.hold_cookie(name);
+        }
         let mut probe = Probe::new(self.target.budget, redactor)?;
         let pinned = match pin.map(|p| (p, p.header_value())) {
             None => None,
@@ -437,10 +438,7 @@ impl Conform {
         report.parameters = Some(self.plan.parameters(Some(&self.target.profile)));
         // Once more against everything the run learned, whatever was known
         // when each exchange was recorded; fails closed.
-        let report = probe
-            .redactor()
-            .scrub_all(&report)
-            .map_err(ConformError::Scrub)?;
+        probe.redactor().redact(&mut report);
         Ok((report, probe))
     }
 }

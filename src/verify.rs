@@ -90,7 +90,7 @@ impl Verify {
         redactor.learn(&self.credentials.token);
         // The token, wherever it might have landed (an API error message
         // that echoes it, a module that embeds it).
-        let report = redactor.scrub_all(&report).map_err(ApiError::Scrub)?;
+        redactor.redact(&mut report);
         // Built from the scrubbed report: its summaries are the only text
         // that came from outside.
         let mut attestation = attest(&self.target, &report, rebuilt.as_ref(), live.as_ref());
@@ -105,7 +105,9 @@ impl Verify {
                 e,
             ),
         };
-        attestation.predicate.live = Some(redactor.scrub_all(&record).map_err(ApiError::Scrub)?);
+        let mut record = record;
+        redactor.redact(&mut record);
+        attestation.predicate.live = Some(record);
         let resource_uri = crate::attestation::resource_uri(
             &self.target.api_base,
             &self.credentials.account_id,

@@ -13,6 +13,7 @@
 mod audit;
 pub mod dsse;
 pub mod live;
+mod redact;
 mod statement;
 mod verify;
 mod vsa;

@@ -83,8 +83,15 @@ pub fn unprefixed(name: &str) -> &str {
 
 /// Which of the cookies a sign-in set is the session cookie: by name, the
 /// last `Set-Cookie` of that name (a browser applies them in order, so the
-/// last one is the cookie it keeps).
+/// last one is the cookie it keeps). Its value is a credential the run now
+/// holds: the run's redactor learns it, whatever the cookie is called.
 pub fn session_cookie<'a>(ctx: &Ctx, set: &'a [SetCookie]) -> Option<&'a SetCookie> {
+    let found = find_session_cookie(ctx, set)?;
+    ctx.probe.redactor().learn_str(found.value());
+    Some(found)
+}
+
+fn find_session_cookie<'a>(ctx: &Ctx, set: &'a [SetCookie]) -> Option<&'a SetCookie> {
     let live: Vec<&SetCookie> = set.iter().filter(|c| !c.is_deletion()).collect();
     let first = if let Some(name) = &ctx.target.session_cookie {
         live.iter()

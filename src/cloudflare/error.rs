@@ -51,9 +51,6 @@ pub enum ApiError {
         #[source]
         source: MultipartError,
     },
-    /// The run's report could not be scrubbed of the token: fail closed.
-    #[error(transparent)]
-    Scrub(#[from] crate::probe::ScrubError),
     #[error("decode module `{module}` of version {version} from base64")]
     Base64 {
         module: String,

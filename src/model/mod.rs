@@ -4,6 +4,7 @@
 mod check;
 mod evidence;
 mod finding;
+mod redact;
 mod report;
 mod secret;
 
@@ -13,6 +14,7 @@ pub use evidence::{
     Timeline, TimelinePoint,
 };
 pub use finding::Finding;
+pub use redact::{Redact, Scrub};
 pub use report::{
     Counts, FleetRow, Parameters, ProfileParameters, Report, SCHEMA_VERSION, Subject, Tool, Verdict,
 };

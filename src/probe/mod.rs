@@ -14,4 +14,4 @@ pub use browser::{
 pub use budget::{BudgetExhausted, Governor};
 pub use client::{MAX_WIRE_DELAY_S, Observed, Probe, ProbeError, Req};
 pub use cookie::{CookieError, Jar, SetCookie, parse_cookie_date};
-pub use redact::{REDACTED, Redactor, ScrubError};
+pub use redact::{REDACTED, Redactor};

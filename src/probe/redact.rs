@@ -33,7 +33,7 @@ use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
-use crate::model::Secret;
+use crate::model::{Redact, Scrub, Secret};
 
 pub const REDACTED: &str = "[redacted]";
 
@@ -66,11 +66,6 @@ fn is_secret_key(key: &str) -> bool {
     .any(|k| key.contains(k))
 }
 
-/// A value could not be scrubbed: nothing may be written from it.
-#[derive(Debug, thiserror::Error)]
-#[error("scrub the known secrets from the report (nothing is written)")]
-pub struct ScrubError(#[source] serde_json::Error);
-
 #[derive(Default)]
 struct Known {
     /// The secrets as learned (after percent-decoding and token splitting).
@@ -79,6 +74,33 @@ struct Known {
     forms: Vec<String>,
     /// Finds every form; `None` while nothing is known.
     matcher: Option<AhoCorasick>,
+    /// Cookie names held as credentials beyond those that say so
+    /// (lowercase, without a `__Host-`/`__Secure-` prefix).
+    held_cookies: Vec<String>,
+}
+
+/// Words in a cookie's name that say it carries a credential.
+const CREDENTIAL_COOKIE_WORDS: [&str; 9] = [
+    "session",
+    "token",
+    "auth",
+    "sid",
+    "jwt",
+    "access",
+    "refresh",
+    "credential",
+    "key",
+];
+
+fn unprefixed(name: &str) -> &str {
+    name.strip_prefix("__Host-")
+        .or_else(|| name.strip_prefix("__Secure-"))
+        .unwrap_or(name)
+}
+
+fn is_credential_cookie(name: &str, held: &[String]) -> bool {
+    let name = unprefixed(name).to_ascii_lowercase();
+    held.contains(&name) || CREDENTIAL_COOKIE_WORDS.iter().any(|w| name.contains(w))
 }
 
 #[derive(Default)]
@@ -138,6 +160,33 @@ impl Redactor {
             // Patterns are plain strings: building cannot fail short of a
             // size limit, and then every form is still replaced one by one.
             known.matcher = AhoCorasick::new(&known.forms).ok();
+        }
+    }
+
+    /// A cookie the target set: its value is learned only when the cookie
+    /// is a credential the run holds (its name says session, token, auth
+    /// and the like, or it is the target's configured session cookie: see
+    /// [`Redactor::hold_cookie`]). Any other cookie's value is the target's
+    /// to choose (`x=medium`, a check id, a verdict word), and learning it
+    /// would let the target decide what is masked. A cookie's value is
+    /// masked in the headers that carry it whatever its name.
+    pub fn learn_cookie(&self, name: &str, value: &str) {
+        let held = {
+            let known = self.known.read().expect("redactor poisoned");
+            is_credential_cookie(name, &known.held_cookies)
+        };
+        if held {
+            self.learn_str(value);
+        }
+    }
+
+    /// `name` is a credential cookie whatever it is called (the target's
+    /// configured session cookie).
+    pub fn hold_cookie(&self, name: &str) {
+        let mut known = self.known.write().expect("redactor poisoned");
+        let name = unprefixed(name).to_ascii_lowercase();
+        if !known.held_cookies.contains(&name) {
+            known.held_cookies.push(name);
         }
     }
 
@@ -207,35 +256,17 @@ impl Redactor {
         mask_credentials(&self.scrub(text))
     }
 
-    /// `value` with every known secret replaced in every string it holds
-    /// (a summary, an evidence body, a URL), whatever its type. It fails
-    /// closed: a value that does not survive the round trip through JSON is
-    /// an error, never returned unscrubbed.
-    pub fn scrub_all<T>(&self, value: &T) -> Result<T, ScrubError>
-    where
-        T: serde::Serialize + serde::de::DeserializeOwned,
-    {
-        map_strings(value, |s| self.scrub(s))
+    /// Scrubs the free text of `record` (see [`Redact`]) of every known
+    /// secret, in place. Structure (ids, statuses, enum tags, digests,
+    /// numbers) is never touched, whatever secrets are known.
+    pub fn redact<T: Redact + ?Sized>(&self, record: &mut T) {
+        record.redact(self);
     }
 
-    /// [`Redactor::scrub_all`] with [`Redactor::scrub_printed`]: a report
-    /// the binary writes.
-    pub fn scrub_all_printed<T>(&self, value: &T) -> Result<T, ScrubError>
-    where
-        T: serde::Serialize + serde::de::DeserializeOwned,
-    {
-        map_strings(value, |s| self.scrub_printed(s))
-    }
-
-    /// A JSON document's text with every known secret and credential
-    /// replaced, its bytes otherwise as they were (key order included). It
-    /// fails closed: a replacement that broke the document is an error.
-    pub fn scrub_json_text(&self, text: &str) -> Result<String, ScrubError> {
-        let scrubbed = self.scrub_printed(text);
-        if scrubbed != text {
-            serde_json::from_str::<serde::de::IgnoredAny>(&scrubbed).map_err(ScrubError)?;
-        }
-        Ok(scrubbed)
+    /// [`Redactor::redact`] with [`Redactor::scrub_printed`]: a record the
+    /// binary writes.
+    pub fn redact_printed<T: Redact + ?Sized>(&self, record: &mut T) {
+        record.redact(&Printed(self));
     }
 
     /// Masks a request header's value if the header carries a credential.
@@ -289,23 +320,27 @@ impl Redactor {
     }
 }
 
-/// `value` with `f` applied to every string it holds, through JSON; a
-/// value that does not survive the round trip is an error.
-fn map_strings<T>(value: &T, f: impl Fn(&str) -> String) -> Result<T, ScrubError>
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-{
-    fn walk(f: &dyn Fn(&str) -> String, value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::String(s) => *s = f(s),
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(f, v)),
-            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(f, v)),
-            _ => {}
-        }
+impl Scrub for Redactor {
+    fn text(&self, text: &str) -> String {
+        self.scrub(text)
     }
-    let mut json = serde_json::to_value(value).map_err(ScrubError)?;
-    walk(&f, &mut json);
-    serde_json::from_value(json).map_err(ScrubError)
+
+    fn config_url(&self, url: &str) -> String {
+        mask_credentials(url)
+    }
+}
+
+/// A redactor scrubbing as the binary prints: credentials masked too.
+struct Printed<'a>(&'a Redactor);
+
+impl Scrub for Printed<'_> {
+    fn text(&self, text: &str) -> String {
+        self.0.scrub_printed(text)
+    }
+
+    fn config_url(&self, url: &str) -> String {
+        mask_credentials(url)
+    }
 }
 
 /// Every form of `secret` a target may echo it in (see the module docs),
@@ -548,6 +583,24 @@ mod tests {
     }
 
     #[test]
+    fn only_credential_cookies_are_learned() {
+        let r = Redactor::new();
+        r.learn_cookie("x", "medium");
+        r.learn_cookie("verdict", "FAILED-exchange");
+        r.learn_cookie("__Secure-better-auth.session_token", "tok-abcdef.sig");
+        r.learn_cookie("sb-access-token", "jwt-123456");
+        r.learn_cookie("flk", "held-by-config");
+        assert_eq!(
+            r.scrub("medium FAILED-exchange held-by-config"),
+            "medium FAILED-exchange held-by-config"
+        );
+        assert_eq!(r.scrub("tok-abcdef jwt-123456"), "[redacted] [redacted]");
+        r.hold_cookie("__Host-FLK");
+        r.learn_cookie("flk", "held-by-config");
+        assert_eq!(r.scrub("held-by-config"), "[redacted]");
+    }
+
+    #[test]
     fn short_values_are_not_learned() {
         let r = Redactor::new();
         r.learn_str("ab");
@@ -555,19 +608,54 @@ mod tests {
     }
 
     #[test]
-    fn scrub_all_reaches_every_string_of_a_value() {
+    fn redact_reaches_free_text_and_never_structure() {
+        use crate::model::{Evidence, Exchange, HttpRequest, Report, Status, Subject};
         let r = Redactor::new();
         r.learn_str("sekrit-token-value");
-        let value = serde_json::json!({
-            "summary": "saw sekrit-token-value",
-            "evidence": [{ "body": "x=sekrit-token-value" }, 7, null],
-        });
-        let scrubbed = r.scrub_all(&value).unwrap();
-        assert!(
-            !scrubbed.to_string().contains("sekrit-token-value"),
-            "{scrubbed}"
+        // A learned value that equals structure: an enum tag, a check id.
+        r.learn_str("cookie.httponly");
+        let exchange = Exchange {
+            label: "saw sekrit-token-value".to_owned(),
+            request: HttpRequest {
+                method: "GET".to_owned(),
+                url: "http://h.test/?t=sekrit-token-value".to_owned(),
+                headers: Vec::new(),
+                body: None,
+            },
+            response: None,
+            error: Some("x=sekrit-token-value".to_owned()),
+            at_ms: 0,
+            elapsed_ms: 0,
+        };
+        let check = crate::model::CheckResult {
+            id: crate::model::CheckId::new("cookie.httponly").unwrap(),
+            title: "t".to_owned(),
+            status: Status::Pass,
+            summary: "cookie.httponly saw sekrit-token-value".to_owned(),
+            severity: None,
+            level: None,
+            help: String::new(),
+            requirements: Vec::new(),
+            evidence: vec![Evidence::Exchange(exchange)],
+            duration_ms: 1,
+            version: None,
+            target: None,
+        };
+        let subject = Subject {
+            base_url: Some("https://ci:pw-123456@h.test/".to_owned()),
+            vantages: Vec::new(),
+            script: None,
+        };
+        let mut report = Report::new("conform", "p/v1", subject, "t".into(), 1, vec![check]);
+        r.redact(&mut report);
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(!text.contains("sekrit-token-value"), "{text}");
+        assert_eq!(report.checks[0].id.as_str(), "cookie.httponly");
+        assert_eq!(report.checks[0].summary, "[redacted] saw [redacted]");
+        assert_eq!(
+            report.subject.base_url.as_deref(),
+            Some("https://[redacted]@h.test/")
         );
-        assert_eq!(scrubbed["evidence"][1], 7);
     }
 
     #[test]
@@ -666,21 +754,6 @@ mod tests {
             mask_credentials("bearer AbcdefghijklmnopQrstuvwxyz"),
             "bearer [redacted]"
         );
-    }
-
-    #[test]
-    fn scrubbing_json_text_keeps_its_bytes_and_fails_closed() {
-        let r = Redactor::new();
-        r.learn_str("canary-\"quoted\"-value");
-        let text = "{\n  \"z\": \"canary-\\\"quoted\\\"-value\",\n  \"a\": 1\n}\n";
-        assert_eq!(
-            r.scrub_json_text(text).unwrap(),
-            "{\n  \"z\": \"[redacted]\",\n  \"a\": 1\n}\n"
-        );
-        // A secret across the document's structure: replacing it breaks the
-        // document, which is an error, never written.
-        r.learn_str("1,\"bcde");
-        assert!(r.scrub_json_text("{\"a\":1,\"bcde\":2}").is_err());
     }
 
     #[test]

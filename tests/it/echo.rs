@@ -147,13 +147,13 @@ fn forbidden_forms(s: &str) -> Vec<(&'static str, String)> {
 }
 
 /// A request: its path, headers and body.
-struct Request {
-    path: String,
-    headers: Vec<(String, String)>,
+pub(crate) struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
-async fn read_request(stream: &mut TcpStream) -> Option<Request> {
+pub(crate) async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

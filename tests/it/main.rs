@@ -25,6 +25,7 @@ mod sessions;
 mod settings;
 mod stand_in;
 mod support;
+mod tags;
 mod trust;
 mod verify;
 mod watch;

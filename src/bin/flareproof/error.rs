@@ -63,10 +63,6 @@ pub enum ExpectedError {
     /// A report could not be written (the message names the path).
     #[error(transparent)]
     Write(#[from] std::io::Error),
-    /// A report or attestation could not be scrubbed of the run's secrets:
-    /// nothing is written.
-    #[error(transparent)]
-    Scrub(#[from] flareproof::probe::ScrubError),
     /// `--sign-key`/`--sign-key-env`: the key could not be read or used.
     #[error(transparent)]
     SignKey(#[from] flareproof::attestation::dsse::KeyError),

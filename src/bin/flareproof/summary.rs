@@ -9,7 +9,8 @@ use flareproof::known_failures::KnownFailures;
 use flareproof::model::{Report, Status};
 use flareproof::report::{self, Dest, Format};
 
-use flareproof::attestation::{self, ResourceDescriptor, dsse::SigningKey};
+use flareproof::attestation::{self, ResourceDescriptor, Statement, dsse::SigningKey};
+use flareproof::model::Redact;
 use flareproof::plan::Plan;
 
 use crate::error::ExpectedError;
@@ -69,8 +70,9 @@ impl<'a> Finish<'a> {
         }
         // Once more against every secret the binary knows (an audit's verify
         // part was scrubbed of the API token only, its conform part of the
-        // target's secrets only) and of credentials in URLs; fails closed.
-        let report = crate::scrub::redactor().scrub_all_printed(&report)?;
+        // target's secrets only) and of credentials in URLs: its free text
+        // only, never its structure.
+        crate::scrub::redactor().redact_printed(&mut report);
         let outputs = report::outputs(
             self.dir,
             self.formats,
@@ -113,13 +115,19 @@ impl<'a> Finish<'a> {
     /// under `plan`, about `subject` at `resource_uri`, naming the first by
     /// the digest of its bytes); with `signer`, each one's DSSE envelope
     /// too (`attestation.dsse.json`, `attestation.vsa.dsse.json`).
-    pub fn attestations(
+    ///
+    /// The statement's free text is scrubbed of every secret the binary
+    /// knows as a value, before it is rendered; the bytes rendered are the
+    /// bytes written and signed, never rewritten after.
+    pub fn attestations<P: serde::Serialize + Redact>(
         &self,
-        statement: &[u8],
+        mut statement: Statement<P>,
         vsa: Vsa<'_>,
         signer: Option<&SigningKey>,
     ) -> Result<(), ExpectedError> {
-        let written = self.statement("attestation", statement, signer)?;
+        crate::scrub::redactor().redact_printed(&mut statement);
+        let statement = attestation::render(&statement);
+        let written = self.statement("attestation", &statement, signer)?;
         let vsa = attestation::vsa_statement(
             vsa.report,
             vsa.plan,
@@ -134,10 +142,9 @@ impl<'a> Finish<'a> {
         Ok(())
     }
 
-    /// Writes one statement as `<name>.json` beside the report, scrubbed
-    /// of every secret the binary knows (fails closed), and with `signer`
-    /// `<name>.dsse.json`: a DSSE envelope over exactly the bytes written.
-    /// Returns those bytes; nothing with `--out -`.
+    /// Writes one statement's bytes as `<name>.json` beside the report, and
+    /// with `signer` `<name>.dsse.json`: a DSSE envelope over exactly the
+    /// bytes written. Returns those bytes; nothing with `--out -`.
     fn statement(
         &self,
         name: &str,
@@ -147,17 +154,16 @@ impl<'a> Finish<'a> {
         let Some(path) = report::attestation_path(self.dir) else {
             return Ok(None);
         };
-        let text = crate::scrub::redactor().scrub_json_text(&String::from_utf8_lossy(bytes))?;
         let path = path.with_file_name(format!("{name}.json"));
-        fs_err::write(&path, &text)?;
+        fs_err::write(&path, bytes)?;
         say!("wrote {}", path.display());
         if let Some(key) = signer {
-            let envelope = key.sign_statement(text.as_bytes());
+            let envelope = key.sign_statement(bytes);
             let path = path.with_file_name(format!("{name}.dsse.json"));
             fs_err::write(&path, envelope.render())?;
             say!("wrote {}", path.display());
         }
-        Ok(Some(text.into_bytes()))
+        Ok(Some(bytes.to_vec()))
     }
 }
 
@@ -199,9 +205,9 @@ impl Baselined<'_> {
     }
 
     /// [`Finish::attestations`].
-    pub fn attestations(
+    pub fn attestations<P: serde::Serialize + Redact>(
         &self,
-        statement: &[u8],
+        statement: Statement<P>,
         vsa: Vsa<'_>,
         signer: Option<&SigningKey>,
     ) -> Result<(), ExpectedError> {
@@ -252,7 +258,7 @@ impl BaselineError {
 /// every secret the binary knows and of URL credentials, as any output.
 pub fn load_report(path: &Path) -> Result<flareproof::diff::Loaded, ExpectedError> {
     let mut loaded = flareproof::diff::load(path).map_err(diff_error)?;
-    loaded.report = crate::scrub::redactor().scrub_all_printed(&loaded.report)?;
+    crate::scrub::redactor().redact_printed(&mut loaded.report);
     Ok(loaded)
 }
 
@@ -266,13 +272,13 @@ pub fn diff_error(error: flareproof::diff::DiffError) -> ExpectedError {
 pub fn write_diff(dir: &Path, diff: &Diff) -> Result<(), ExpectedError> {
     let markdown = flareproof::diff::markdown(diff);
     if dir == Path::new(report::STDOUT) {
-        std::io::stdout().write_all(crate::scrub::text(&markdown).as_bytes())?;
+        std::io::stdout().write_all(markdown.as_bytes())?;
     } else {
         fs_err::create_dir_all(dir)?;
         let md = dir.join(flareproof::diff::MARKDOWN_FILE);
-        fs_err::write(&md, crate::scrub::text(&markdown))?;
+        fs_err::write(&md, &markdown)?;
         let html = dir.join(flareproof::diff::HTML_FILE);
-        fs_err::write(&html, crate::scrub::text(&flareproof::diff::html(diff)))?;
+        fs_err::write(&html, flareproof::diff::html(diff))?;
         say!("wrote {}", md.display());
         say!("wrote {}", html.display());
     }

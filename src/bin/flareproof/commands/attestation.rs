@@ -335,7 +335,8 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
         }
     };
     // Scrubbed as the attestation was when it was written.
-    let now = crate::scrub::redactor().scrub_all_printed(&now)?;
+    let mut now = now;
+    crate::scrub::redactor().redact_printed(&mut now);
     for note in LiveRecord::notes(&attested, &now) {
         tell!("note: {note}");
     }

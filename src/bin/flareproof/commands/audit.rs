@@ -58,7 +58,7 @@ pub async fn run(args: &AuditArgs) -> Result<u8, ExpectedError> {
         resource_uri: &run.resource_uri,
         subject: attestation::vsa_subject(&run.verify_attestation),
     };
-    finish.attestations(&attestation::render(&statement), vsa, signer.as_ref())?;
+    finish.attestations(statement, vsa, signer.as_ref())?;
     if let Some(error) = &run.api_error {
         eprint_error(error.as_ref(), &[], Some(&error.hint(&token_env)));
     }

@@ -50,7 +50,7 @@ pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
         resource_uri: &run.resource_uri,
         subject: attestation::vsa_subject(&run.attestation),
     };
-    finish.attestations(&attestation::render(&run.attestation), vsa, signer.as_ref())?;
+    finish.attestations(run.attestation, vsa, signer.as_ref())?;
     if let Some(error) = &run.api_error {
         eprint_error(error.as_ref(), &[], Some(&error.hint(&token_env)));
     }
