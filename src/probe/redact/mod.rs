@@ -30,25 +30,20 @@
 use std::sync::RwLock;
 
 use aho_corasick::AhoCorasick;
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
 use crate::model::{Redact, Scrub, Secret};
+
+mod credentials;
+mod forms;
+
+pub use credentials::mask_credentials;
+use forms::{encodings, percent_decode};
 
 pub const REDACTED: &str = "[redacted]";
 
 /// Shortest string we treat as a learnable secret; shorter values would
 /// make redaction mangle ordinary text.
 const MIN_SECRET_LEN: usize = 6;
-
-/// Shortest encoded form of a secret we replace: an encoding (the inner
-/// part of an embedded base64 above all) shorter than this would match
-/// ordinary text.
-const MIN_ENCODED_LEN: usize = 8;
-
-/// Shortest word after `Bearer `/`Basic ` masked by [`mask_credentials`]:
-/// credentials are long, and prose ("a bearer credential") must survive.
-const MIN_SCHEME_CREDENTIAL_LEN: usize = 16;
 
 /// Keys whose JSON values are always masked.
 fn is_secret_key(key: &str) -> bool {
@@ -343,176 +338,6 @@ impl Scrub for Printed<'_> {
     }
 }
 
-/// Every form of `secret` a target may echo it in (see the module docs),
-/// the secret itself first.
-fn encodings(secret: &str) -> Vec<String> {
-    let mut forms = vec![secret.to_owned()];
-    let mut add = |form: String| {
-        if form.len() >= MIN_ENCODED_LEN && !forms.contains(&form) {
-            forms.push(form);
-        }
-    };
-    // Percent-encoded.
-    for keep in [&b"-._~"[..], b"-._~!'()*"] {
-        for upper in [true, false] {
-            add(percent_encode(secret, keep, upper, false));
-        }
-    }
-    for upper in [true, false] {
-        add(percent_encode(secret, b"-._*", upper, true));
-    }
-    // Base64, whole and embedded at each alignment.
-    let bytes = secret.as_bytes();
-    let mut base64 = vec![
-        STANDARD.encode(bytes),
-        STANDARD_NO_PAD.encode(bytes),
-        URL_SAFE.encode(bytes),
-        URL_SAFE_NO_PAD.encode(bytes),
-    ];
-    for skip in 0..3 {
-        let Some(rest) = bytes.get(skip..) else {
-            continue;
-        };
-        let whole = &rest[..rest.len() / 3 * 3];
-        base64.push(STANDARD_NO_PAD.encode(whole));
-        base64.push(URL_SAFE_NO_PAD.encode(whole));
-    }
-    for b in base64 {
-        // A JSON writer may escape the slash of standard base64.
-        if b.contains('/') {
-            add(b.replace('/', "\\/"));
-        }
-        add(b);
-    }
-    // JSON-escaped.
-    let json = serde_json::to_string(secret).expect("a string serializes");
-    let json = json[1..json.len() - 1].to_owned();
-    for ascii in [None, Some(false), Some(true)] {
-        let escaped = match ascii {
-            None => json.clone(),
-            Some(upper) => escape_non_ascii(&json, upper),
-        };
-        add(escaped.replace('/', "\\/"));
-        add(escaped);
-    }
-    forms
-}
-
-/// `%XX` for every byte but ASCII alphanumerics and `keep`; `form` writes
-/// a space as `+`.
-fn percent_encode(s: &str, keep: &[u8], upper: bool, form: bool) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || keep.contains(&b) {
-            out.push(b as char);
-        } else if form && b == b' ' {
-            out.push('+');
-        } else if upper {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push_str(&format!("%{b:02x}"));
-        }
-    }
-    out
-}
-
-/// Every non-ASCII character of `s` as `\uXXXX` (UTF-16, surrogate pairs
-/// beyond the BMP).
-fn escape_non_ascii(s: &str, upper: bool) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if c.is_ascii() {
-            out.push(c);
-            continue;
-        }
-        let mut units = [0u16; 2];
-        for u in c.encode_utf16(&mut units) {
-            if upper {
-                out.push_str(&format!("\\u{u:04X}"));
-            } else {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        }
-    }
-    out
-}
-
-/// Masks credentials in text whoever's they are: the userinfo of a URL
-/// (`https://user:pass@host/` becomes `https://[redacted]@host/`, also
-/// inside longer text) and the credential after `Bearer ` or `Basic `
-/// (one that looks like a credential: see [`looks_like_credential`]).
-pub fn mask_credentials(text: &str) -> String {
-    mask_schemes(&mask_userinfo(text))
-}
-
-fn mask_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (head, tail) = rest.split_at(at + 3);
-        out.push_str(head);
-        // The authority ends at the path, query, fragment, or where the
-        // URL does in text.
-        let end = tail
-            .find(|c: char| {
-                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>') || c.is_whitespace()
-            })
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(userinfo_end) => {
-                out.push_str(REDACTED);
-                out.push_str(&authority[userinfo_end..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A credential, not a word of prose: long, and with a digit, a symbol
-/// of base64 or a JWT, or mixed case (`authentication-required` is prose).
-fn looks_like_credential(word: &str) -> bool {
-    let has = |f: fn(&u8) -> bool| word.as_bytes().iter().any(f);
-    word.len() >= MIN_SCHEME_CREDENTIAL_LEN
-        && (has(u8::is_ascii_digit)
-            || has(|b| b"+/=_.~".contains(b))
-            || (has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase)))
-}
-
-fn mask_schemes(text: &str) -> String {
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    let mut from = 0;
-    loop {
-        let next = ["bearer ", "basic "]
-            .iter()
-            .filter_map(|scheme| lower[from..].find(scheme).map(|i| (from + i, scheme.len())))
-            .min();
-        let Some((start, len)) = next else {
-            break;
-        };
-        let credential = start + len;
-        // A word of its own, followed by a token68 credential.
-        let standalone = start == 0 || !text.as_bytes()[start - 1].is_ascii_alphanumeric();
-        let token_len = text[credential..]
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b))
-            .count();
-        if standalone && looks_like_credential(&text[credential..credential + token_len]) {
-            out.push_str(&text[at..credential]);
-            out.push_str(REDACTED);
-            at = credential + token_len;
-        }
-        from = credential + token_len;
-    }
-    out.push_str(&text[at..]);
-    out
-}
-
 fn mask_json(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
@@ -527,26 +352,6 @@ fn mask_json(value: &mut serde_json::Value) {
         serde_json::Value::Array(items) => items.iter_mut().for_each(mask_json),
         _ => {}
     }
-}
-
-fn percent_decode(s: &str) -> Result<String, ()> {
-    if !s.contains('%') {
-        return Err(());
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or(())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
 }
 
 #[cfg(test)]
@@ -659,47 +464,6 @@ mod tests {
     }
 
     #[test]
-    fn every_encoding_a_target_may_echo_is_replaced() {
-        let secret = "pa ss/w\u{f6}rd+\"x&1\\end";
-        let r = Redactor::new();
-        r.learn_str(secret);
-        let json = serde_json::to_string(secret).unwrap();
-        let json = &json[1..json.len() - 1];
-        let mut forms = vec![
-            secret.to_owned(),
-            percent_encode(secret, b"-._~", true, false),
-            percent_encode(secret, b"-._~", false, false),
-            url::form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
-            STANDARD.encode(secret),
-            STANDARD_NO_PAD.encode(secret),
-            URL_SAFE.encode(secret),
-            URL_SAFE_NO_PAD.encode(secret),
-            json.to_owned(),
-            json.replace('/', "\\/"),
-            json.replace('\u{f6}', "\\u00f6").replace('/', "\\/"),
-            json.replace('\u{f6}', "\\u00F6"),
-        ];
-        // Embedded in a longer base64 value at each offset modulo 3.
-        for pad in 0..3 {
-            let mut bytes = vec![b'{'; pad + 3];
-            bytes.extend_from_slice(secret.as_bytes());
-            bytes.extend_from_slice(b"}}}}");
-            forms.push(STANDARD.encode(&bytes));
-            forms.push(URL_SAFE_NO_PAD.encode(&bytes));
-        }
-        for form in forms {
-            let text = format!("echo <{form}> done");
-            let scrubbed = r.scrub(&text);
-            assert!(scrubbed.contains(REDACTED), "{form}: {scrubbed}");
-            assert!(scrubbed.starts_with("echo <") && scrubbed.ends_with("> done"));
-            // What is left of an embedded one is the few characters that
-            // mix in the neighbours' bits: never 4 in a row of the secret's.
-            let left = scrubbed.len() - "echo <> done".len() - REDACTED.len();
-            assert!(left <= 16, "{form}: {scrubbed}");
-        }
-    }
-
-    #[test]
     fn ordinary_text_is_left_alone() {
         let r = Redactor::new();
         for s in ["secret7", "hunter22", "correct horse battery", "tok"] {
@@ -721,38 +485,6 @@ mod tests {
         assert_eq!(
             r.scrub("x alpha-beta-gamma-delta-epsilon y"),
             "x [redacted] y"
-        );
-    }
-
-    #[test]
-    fn userinfo_and_scheme_credentials_are_masked_in_text() {
-        assert_eq!(
-            mask_credentials("read `https://user:pa%40ss@api.test:8443/v4?x=1` (HTTP 403)"),
-            "read `https://[redacted]@api.test:8443/v4?x=1` (HTTP 403)"
-        );
-        assert_eq!(
-            mask_credentials("a http://tok@h.test and ftp://u:p@h2.test/ end"),
-            "a http://[redacted]@h.test and ftp://[redacted]@h2.test/ end"
-        );
-        assert_eq!(
-            mask_credentials("write to ops@example.test, see https://h.test/a@b"),
-            "write to ops@example.test, see https://h.test/a@b"
-        );
-        assert_eq!(
-            mask_credentials(
-                "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln, basic dXNlcjpwYXNzd29yZA=="
-            ),
-            "Authorization: Bearer [redacted], basic [redacted]"
-        );
-        assert_eq!(
-            mask_credentials("Bearer [redacted]; a bearer token"),
-            "Bearer [redacted]; a bearer token"
-        );
-        let prose = "Basic authentication-is-required; a bearer-credential-that-is-prose";
-        assert_eq!(mask_credentials(prose), prose);
-        assert_eq!(
-            mask_credentials("bearer AbcdefghijklmnopQrstuvwxyz"),
-            "bearer [redacted]"
         );
     }
 
