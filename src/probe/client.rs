@@ -407,13 +407,15 @@ impl Probe {
         }
         drop(response);
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        // Learn every credential cookie the target hands out before
-        // recording (never a cookie it merely sets: see `learn_cookie`).
+        // Learn every credential the target hands out before recording
+        // (never a cookie or header it merely sets: see `learn_cookie`).
         for (name, value) in &headers {
-            if name.eq_ignore_ascii_case("set-cookie")
-                && let Ok(c) = SetCookie::parse(value)
-            {
-                self.redactor.learn_cookie(&c.name, c.value());
+            if name.eq_ignore_ascii_case("set-cookie") {
+                if let Ok(c) = SetCookie::parse(value) {
+                    self.redactor.learn_cookie(&c.name, c.value());
+                }
+            } else {
+                self.redactor.learn_header(name, value);
             }
         }
         let mut exchange = self.record(req, status, &headers, &body, at_ms, elapsed_ms);

@@ -93,6 +93,12 @@ fn unprefixed(name: &str) -> &str {
         .unwrap_or(name)
 }
 
+/// A header whose name says it carries a credential (`set-auth-token`,
+/// `x-api-key`, `x-service-key`): its value is masked whoever sent it.
+fn is_credential_header(name: &str) -> bool {
+    is_secret_key(&name.replace('-', "_"))
+}
+
 fn is_credential_cookie(name: &str, held: &[String]) -> bool {
     let name = unprefixed(name).to_ascii_lowercase();
     held.contains(&name) || CREDENTIAL_COOKIE_WORDS.iter().any(|w| name.contains(w))
@@ -171,6 +177,16 @@ impl Redactor {
             is_credential_cookie(name, &known.held_cookies)
         };
         if held {
+            self.learn_str(value);
+        }
+    }
+
+    /// A header the target answered with: its value is a credential the run
+    /// now holds when the header's name says so (better-auth's
+    /// `set-auth-token`), and is learned then; any other header's value is
+    /// the target's to choose.
+    pub fn learn_header(&self, name: &str, value: &str) {
+        if is_credential_header(name) {
             self.learn_str(value);
         }
     }
@@ -279,6 +295,7 @@ impl Redactor {
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
+            _ if is_credential_header(name) => REDACTED.to_owned(),
             _ => self.scrub(value),
         }
     }
@@ -377,6 +394,19 @@ mod tests {
         assert_eq!(
             r.response_header("set-cookie", "s=; Max-Age=0"),
             "s=; Max-Age=0"
+        );
+        // A credential header is masked by its name, and what it issued is
+        // learned; another header's value is not.
+        assert_eq!(
+            r.response_header("set-auth-token", "bearer-tok-4711"),
+            "[redacted]"
+        );
+        assert_eq!(r.request_header("X-Api-Key", "blq_abcdef"), "[redacted]");
+        r.learn_header("set-auth-token", "bearer-tok-4711");
+        r.learn_header("x-verdict", "FAILED-words");
+        assert_eq!(
+            r.scrub("bearer-tok-4711 FAILED-words"),
+            "[redacted] FAILED-words"
         );
         let body = r.body(r#"{"user":{"name":"a"},"token":"zzzzzz","note":"abcdefTOKEN"}"#);
         assert!(
