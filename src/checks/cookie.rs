@@ -15,9 +15,9 @@ use cookie::SameSite;
 use futures_util::future::join_all;
 use serde_json::json;
 
+use super::check::{Check, Needs, Observation, shared};
 use super::families::{SIMPLE_BODIES, foreign_origins};
 use super::identity::{Seen, accepted_at, session_cookie};
-use super::registry::{Check, Needs, Observation, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in, sign_out};
 use crate::check;
 use crate::model::{Evidence, Exchange};
@@ -26,7 +26,7 @@ use crate::probe::{
     default_path, host_prefix_missing,
 };
 
-pub use super::families::FOREIGN_ORIGIN;
+use super::families::FOREIGN_ORIGIN;
 
 /// A rule over one cookie the browser took: `Some(problem)` when it breaks
 /// the rule.

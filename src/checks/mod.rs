@@ -3,6 +3,7 @@
 //! function that observes it through the [`Probe`]. Observations several
 //! checks judge are made once per run ([`Ctx::once`]).
 
+pub mod check;
 pub mod cookie;
 pub mod families;
 mod identity;
@@ -24,7 +25,7 @@ use crate::model::CheckResult;
 use crate::plan::Plan;
 use crate::probe::Probe;
 use crate::target::Target;
-use registry::{Access, Needs};
+use check::{Access, Needs};
 use shared::{ExclusiveLease, Shared};
 
 /// What a check sees of its run: the target, the plan, the probe it sends

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, watch};
 
 use super::Unobservable;
-use super::registry::{Access, Check};
+use super::check::{Access, Check};
 
 type Slot = Arc<OnceCell<Result<Arc<dyn Any + Send + Sync>, Unobservable>>>;
 
@@ -59,7 +59,7 @@ impl Shared {
             .collect();
         let turnover_expected = checks
             .iter()
-            .any(|c| c.needs.turnover == super::registry::Turnover::Observes);
+            .any(|c| c.needs.turnover == super::check::Turnover::Observes);
         Shared {
             observations: Mutex::new(BTreeMap::new()),
             buckets,

@@ -25,7 +25,7 @@ mod verdicts;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::registry::{Check, Lease, Needs, Observation, Turnover, exclusive};
+use super::check::{Check, Lease, Needs, Observation, Turnover, exclusive};
 use super::{Ctx, Finding, Unobservable};
 use crate::check;
 use engine::{Suite, TierOutcome, admin_burst, caller, measure_tier};

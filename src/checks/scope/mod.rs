@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::registry::{Check, Needs, Observation, shared};
+use super::check::{Check, Needs, Observation, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in};
 use crate::check;
 use crate::model::Exchange;
@@ -23,7 +23,7 @@ use data_plane::{
 };
 
 /// An Origin a browser on another site would send.
-const BROWSER_ORIGINS: [&str; 2] = [super::cookie::FOREIGN_ORIGIN, "null"];
+const BROWSER_ORIGINS: [&str; 2] = [super::families::FOREIGN_ORIGIN, "null"];
 
 /// The owner table the contract names, and its owner column.
 const OWNER_TABLE: &str = "posts";

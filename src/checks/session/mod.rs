@@ -39,8 +39,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 use url::Url;
 
+use super::check::{Check, Needs, Observation, Turnover, shared};
 use super::identity::{Seen, accepted_at};
-use super::registry::{Check, Needs, Observation, Turnover, shared};
 use super::{Ctx, Finding, Identity, Unobservable, sign_in_as};
 use crate::check;
 use crate::model::{Exchange, Secret};
