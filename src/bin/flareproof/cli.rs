@@ -356,7 +356,8 @@ pub struct RunArgs {
     pub quiet: bool,
     /// Checks the target is known to fail: a TOML file of
     /// `"check id glob" = "reason"` lines. A listed failure is reported as
-    /// `skip` with its reason; a listed check that passes is a `fail`.
+    /// `skip` with its reason; a check listed by its exact id that passes
+    /// is a `fail` (remove it from the list); a glob never fails a check.
     #[arg(long, value_name = "FILE")]
     pub known_failures: Option<PathBuf>,
     /// A report of an earlier run (`report.json` or its folder): also write
