@@ -7,7 +7,8 @@
 //! or SLSA VSA in-toto statement), or the deployment changed. Exit 2: could
 //! not tell (the key or the file could not be read, the API could not be
 //! read, a part of the deployment was unreadable now or when attested, the
-//! attestation is of another account or script).
+//! attestation is of another account or script). `crate::exit` has every
+//! command's codes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,13 +24,10 @@ use flareproof::cloudflare::{ApiError, Client, Live, SCRIPTS_READ, fetch_live_in
 
 use crate::cli::{AttestationArgs, AttestationCommand, AttestationVerifyArgs};
 use crate::error::{ExpectedError, eprint_error};
+use crate::exit::Exit;
 use crate::scrub::{say, tell};
 
-const UNCHANGED: u8 = 0;
-const CHANGED: u8 = 1;
-const COULD_NOT_TELL: u8 = 2;
-
-pub async fn run(args: &AttestationArgs) -> Result<u8, ExpectedError> {
+pub async fn run(args: &AttestationArgs) -> Result<Exit, ExpectedError> {
     match &args.command {
         AttestationCommand::Verify(args) => verify(args).await,
     }
@@ -208,7 +206,7 @@ fn statement(payload: &[u8]) -> Result<Attested, String> {
     }
 }
 
-async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
+async fn verify(args: &AttestationVerifyArgs) -> Result<Exit, ExpectedError> {
     let key = match key(&args.key) {
         Ok(key) => key,
         Err(e) => {
@@ -219,21 +217,21 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                     "pass the signer's public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), e.g. from `openssl pkey -in key.pem -pubout`",
                 ),
             );
-            return Ok(COULD_NOT_TELL);
+            return Ok(Exit::Undecided);
         }
     };
     let bytes = match read("attestation", &args.file) {
         Ok(bytes) => bytes,
         Err(e) => {
             eprint_error(&e, &[], None);
-            return Ok(COULD_NOT_TELL);
+            return Ok(Exit::Undecided);
         }
     };
     let attested = match signed_payload(&bytes, &key).and_then(|p| statement(&p)) {
         Ok(attested) => attested,
         Err(why) => {
             tell!("FAIL the attestation does not check: {why}");
-            return Ok(CHANGED);
+            return Ok(Exit::Failed);
         }
     };
     let signer = dsse::describe(&key);
@@ -255,7 +253,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                     ""
                 }
             );
-            return Ok(UNCHANGED);
+            return Ok(Exit::Pass);
         }
         Attested::Flareproof {
             kind,
@@ -281,7 +279,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
         tell!(
             "signature and statement check (offline: pass --config to compare with what is live)"
         );
-        return Ok(UNCHANGED);
+        return Ok(Exit::Pass);
     };
     let (_, target, credentials) = super::verify_target(config, &args.api)?;
     let Some(attested) = live else {
@@ -289,7 +287,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
             "COULD NOT TELL: the attestation records no live deployment (it was made without \
              reading the API, or by a flareproof that did not record it)"
         );
-        return Ok(COULD_NOT_TELL);
+        return Ok(Exit::Undecided);
     };
     if attested.account_id != credentials.account_id || attested.script != target.script {
         tell!(
@@ -300,7 +298,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
             target.script,
             credentials.account_id
         );
-        return Ok(COULD_NOT_TELL);
+        return Ok(Exit::Undecided);
     }
     let token_env = target.api_token_env.clone();
     say!(
@@ -320,7 +318,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                 &[],
                 Some("check `api_base` in the `[verify]` section (or `--api-base`)"),
             );
-            return Ok(COULD_NOT_TELL);
+            return Ok(Exit::Undecided);
         }
     };
     let zone = target.ingress.zone_id.as_deref();
@@ -349,10 +347,10 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
         for d in &changes {
             tell!("  changed: {d}");
         }
-        CHANGED
+        Exit::Failed
     } else if !unknown.is_empty() {
         tell!("COULD NOT TELL whether the deployment is still what was attested:");
-        COULD_NOT_TELL
+        Exit::Undecided
     } else {
         let versions = now
             .deployment
@@ -366,7 +364,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
             })
             .unwrap_or_default();
         tell!("UNCHANGED: the deployment is still what was attested: {versions}");
-        UNCHANGED
+        Exit::Pass
     };
     for d in &unknown {
         tell!("  {d}");
