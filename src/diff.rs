@@ -21,6 +21,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
+use crate::model::Verdict;
 use crate::model::{CheckResult, Evidence, Measurement, ModuleDigest, Report, Status, Timeline};
 use crate::report::html::parts::{STYLE, badge, check_charts, esc, most_allowed_in_a_window};
 use crate::report::markdown::{cell, icon};
@@ -530,24 +531,23 @@ impl Diff {
             .filter(|r| matches!(r.new, None | Some(Status::Error)))
     }
 
-    /// 1 on a regression; else 2 when a check BASE passed is undecided in
-    /// NEW (no regression is not shown for it: never a pass by default);
-    /// else 0.
-    pub fn exit_code(&self) -> u8 {
+    /// `fail` on a regression, else `error` when a check BASE passed is undecided in NEW
+    /// (no regression is not shown for it: never a pass by default), else `pass`.
+    pub fn verdict(&self) -> Verdict {
         if self.regressed() {
-            1
+            Verdict::Fail
         } else if self.undecided().next().is_some() {
-            2
+            Verdict::Error
         } else {
-            0
+            Verdict::Pass
         }
     }
 
     fn headline(&self) -> &'static str {
-        match self.exit_code() {
-            1 => "❌ regression",
-            2 => "⛔ could not tell: checks BASE passed are undecided in NEW",
-            _ => "✅ no regression",
+        match self.verdict() {
+            Verdict::Fail => "❌ regression",
+            Verdict::Error => "⛔ could not tell: checks BASE passed are undecided in NEW",
+            Verdict::Pass => "✅ no regression",
         }
     }
 
@@ -920,13 +920,13 @@ header.undecided{background:var(--error)}";
 /// each check's charts from both runs.
 pub fn html(diff: &Diff) -> String {
     let mut out = String::new();
-    let (class, head) = match diff.exit_code() {
-        1 => ("regression", "REGRESSION: NEW fails checks BASE did not"),
-        2 => (
+    let (class, head) = match diff.verdict() {
+        Verdict::Fail => ("regression", "REGRESSION: NEW fails checks BASE did not"),
+        Verdict::Error => (
             "undecided",
             "COULD NOT TELL: checks BASE passed are undecided in NEW",
         ),
-        _ => ("clean", "NO REGRESSION: NEW fails no check BASE did not"),
+        Verdict::Pass => ("clean", "NO REGRESSION: NEW fails no check BASE did not"),
     };
     let _ = write!(
         out,

@@ -425,13 +425,6 @@ impl Outcome {
             Outcome::Fail => "fail",
         }
     }
-
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Pass => 0,
-            Outcome::Fail => 1,
-        }
-    }
 }
 
 /// The verdict of the last verify run of what was seen.

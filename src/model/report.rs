@@ -41,15 +41,6 @@ impl Verdict {
         if undecided { Verdict::Error } else { verdict }
     }
 
-    /// The documented exit code: 0 pass, 1 a check failed, 2 could not decide.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Verdict::Pass => 0,
-            Verdict::Fail => 1,
-            Verdict::Error => 2,
-        }
-    }
-
     /// The check status the verdict reads as (for a badge or an icon).
     pub fn status(self) -> Status {
         match self {
@@ -260,8 +251,6 @@ mod tests {
         assert_eq!(Verdict::of(&[]), Verdict::Error);
         assert_eq!(Verdict::of(&[Skip, Skip]), Verdict::Error);
         assert_eq!(Verdict::of(&[Warn, Skip]), Verdict::Pass);
-        assert_eq!(Verdict::Fail.exit_code(), 1);
-        assert_eq!(Verdict::Error.exit_code(), 2);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! serves later: unchanged → 0; a version deployed after the attestation, a
 //! binding value, an observer, a module's bytes → 1 naming it; the API down,
 //! refusing a part, another account → 2 saying why; a flipped byte in the
-//! envelope, another key, an unknown predicate → 1; offline → 0.
+//! envelope, another key, an unknown predicate → 1; offline → 0. A good
+//! signature over a failed run (a byte-flipped deployment, signed) → 1,
+//! offline and online, unless `--allow-failed-result` → 0.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,7 +21,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::REFERENCE_ACCOUNT;
-use crate::verify::{api, faithful, mount, reference_verify_cli};
+use crate::verify::{api, faithful, mount, one_byte_changed, reference_verify_cli};
 
 /// The variables the config `reference_verify_cli` writes names.
 const TOKEN_ENV: &str = "FP_TEST_CF_TOKEN";
@@ -40,35 +42,51 @@ struct Attestation {
 /// `verify --sign-key` over the faithful stand-in, once.
 fn attested() -> &'static Attestation {
     static ONCE: OnceLock<Attestation> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let key = SigningKey::generate_p256();
-        let private = dir.join("key.pem");
-        std::fs::write(&private, key.to_pkcs8_pem().as_bytes()).unwrap();
-        let public = dir.join("pub.pem");
-        std::fs::write(&public, key.public_key_pem()).unwrap();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let standin = rt.block_on(StandIn::start(faithful())).unwrap();
-        let base = standin.api_base().to_string();
-        let run = reference_verify_cli(&dir, &base, |c| c.arg("--sign-key").arg(&private));
-        assert_eq!(
-            run.output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&run.output.stderr)
-        );
-        drop(standin);
-        let out = dir.join("out");
-        Attestation {
-            envelope: out.join("attestation.dsse.json"),
-            vsa: out.join("attestation.vsa.dsse.json"),
-            public,
-            config: dir.join("flareproof.toml"),
-            dir,
-            _dir: tmp,
-        }
-    })
+    ONCE.get_or_init(|| attest(faithful(), 0))
+}
+
+/// The faithful deployment with one byte of `worker.js` flipped.
+fn flipped() -> Scenario {
+    let mut s = faithful();
+    s.versions[0].bundle = one_byte_changed(&s.versions[0].bundle).0;
+    s
+}
+
+/// `verify --sign-key` over [`flipped`], once: a failed run, signed.
+fn attested_failure() -> &'static Attestation {
+    static ONCE: OnceLock<Attestation> = OnceLock::new();
+    ONCE.get_or_init(|| attest(flipped(), 1))
+}
+
+/// `verify --sign-key` over a stand-in serving `scenario`, exiting `code`.
+fn attest(scenario: Scenario, code: i32) -> Attestation {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let key = SigningKey::generate_p256();
+    let private = dir.join("key.pem");
+    std::fs::write(&private, key.to_pkcs8_pem().as_bytes()).unwrap();
+    let public = dir.join("pub.pem");
+    std::fs::write(&public, key.public_key_pem()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let standin = rt.block_on(StandIn::start(scenario)).unwrap();
+    let base = standin.api_base().to_string();
+    let run = reference_verify_cli(&dir, &base, |c| c.arg("--sign-key").arg(&private));
+    assert_eq!(
+        run.output.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&run.output.stderr)
+    );
+    drop(standin);
+    let out = dir.join("out");
+    Attestation {
+        envelope: out.join("attestation.dsse.json"),
+        vsa: out.join("attestation.vsa.dsse.json"),
+        public,
+        config: dir.join("flareproof.toml"),
+        dir,
+        _dir: tmp,
+    }
 }
 
 fn token() -> String {
@@ -149,10 +167,21 @@ fn check(file: &Path, api: Option<&str>) -> Run {
 /// `attestation verify` of the verify envelope against a stand-in serving
 /// `scenario`.
 fn against(scenario: Scenario) -> Run {
+    against_with(&attested().envelope, &attested().public, scenario, |c| c)
+}
+
+/// `attestation verify FILE --key KEY` against a stand-in serving
+/// `scenario`; `more` adds arguments.
+fn against_with(
+    file: &Path,
+    key: &Path,
+    scenario: Scenario,
+    more: impl FnOnce(&mut Command) -> &mut Command,
+) -> Run {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let standin = rt.block_on(StandIn::start(scenario)).unwrap();
     let base = standin.api_base().to_string();
-    check(&attested().envelope, Some(&base))
+    check_key(file, key, Some(&base), more)
 }
 
 #[test]
@@ -521,4 +550,80 @@ async fn a_part_that_could_not_be_read_is_recorded_unreadable_never_empty() {
     let drift = LiveRecord::drift(&record, &again);
     assert_eq!(drift.len(), 1, "{drift:#?}");
     assert!(!drift[0].is_change() && drift[0].part == "ingress.routes");
+}
+
+/// The gate: `attestation verify … && deploy` must not deploy what a
+/// failed run attested, however good its signature.
+#[test]
+fn a_good_signature_over_a_failed_run_exits_1_unless_allowed() {
+    let failed = attested_failure();
+    let read = |file: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(failed.dir.join("out").join(file)).unwrap()).unwrap()
+    };
+    assert_eq!(read("attestation.json")["predicate"]["verdict"], "fail");
+    assert_eq!(
+        read("attestation.vsa.json")["predicate"]["verificationResult"],
+        "FAILED"
+    );
+    let offline =
+        |file: &Path, more: &[&str]| check_key(file, &failed.public, None, |c| c.args(more));
+    let failure = "the signature is good but the attested result is a failure";
+    for (file, result) in [
+        (&failed.envelope, "verdict fail"),
+        (&failed.vsa, "verificationResult FAILED"),
+    ] {
+        let run = offline(file, &[]);
+        assert_eq!(run.code, Some(1), "{result}: {run}");
+        assert!(
+            run.stdout.contains(&format!("FAIL: {failure} ({result})")),
+            "{result}: {run}"
+        );
+        assert!(!run.stdout.contains("PASS"), "{result}: {run}");
+        assert!(run.stdout.contains("--allow-failed-result"), "{run}");
+        // Checking a signed failure on purpose: 0, still saying it failed.
+        let run = offline(file, &["--allow-failed-result"]);
+        assert_eq!(run.code, Some(0), "{result}: {run}");
+        assert!(
+            run.stdout.contains(&format!(
+                "{failure} ({result}); accepted with --allow-failed-result"
+            )),
+            "{result}: {run}"
+        );
+    }
+    // The passing run's statements, offline: 0, no such line.
+    for file in [&attested().envelope, &attested().vsa] {
+        let run = check(file, None);
+        assert_eq!(run.code, Some(0), "{run}");
+        assert!(!run.stdout.contains(failure), "{run}");
+    }
+    // With --config, against what is still deployed: unchanged, and still
+    // a failure (1); with the flag, 0. The faithful deployment differs from
+    // it: changed, 1 either way.
+    let live = |scenario: Scenario, more: &[&str]| {
+        against_with(&failed.envelope, &failed.public, scenario, |c| c.args(more))
+    };
+    let run = live(flipped(), &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stdout.contains("UNCHANGED"), "{run}");
+    assert!(run.stdout.contains(&format!("FAIL: {failure}")), "{run}");
+    let run = live(flipped(), &["--allow-failed-result"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("UNCHANGED"), "{run}");
+    assert!(run.stdout.contains(failure), "{run}");
+    let run = live(faithful(), &["--allow-failed-result"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(
+        run.stdout.contains("CHANGED: the deployment is no longer"),
+        "{run}"
+    );
+    // A config that cannot be read: could not tell (2) whether a passing
+    // run's deployment is still live; a failed run's result is still 1.
+    let missing = failed.dir.join("missing.toml");
+    for (a, code) in [(attested(), 2), (failed, 1)] {
+        let run = check_key(&a.envelope, &a.public, None, |c| {
+            c.arg("--config").arg(&missing)
+        });
+        assert_eq!(run.code, Some(code), "{run}");
+        assert!(run.stderr.contains("missing.toml"), "{run}");
+    }
 }

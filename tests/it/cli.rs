@@ -576,6 +576,40 @@ fn the_library_never_prints_and_knows_nothing_of_the_command_line() {
     }
 }
 
+/// Every exit code is decided by `Exit` (src/bin/flareproof/exit.rs): no
+/// other file of the binary makes a process status, and the library
+/// answers with verdicts, never exit codes. A command line that does not
+/// parse exits 2, `--help` and `--version` 0.
+#[test]
+fn every_exit_code_is_decided_in_one_place() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let exit = src.join("bin/flareproof/exit.rs");
+    for path in files.iter().filter(|p| **p != exit) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let binary = path.starts_with(src.join("bin"));
+        for word in ["exit_code", "ExitCode::from", "process::exit", "-> u8"] {
+            assert!(
+                !text.contains(word) || (word == "-> u8" && !binary),
+                "{} contains `{word}`: exit codes are `Exit`'s, in {}",
+                path.display(),
+                exit.display()
+            );
+        }
+    }
+    for (args, code) in [
+        (&["frobnicate"][..], 2),
+        (&["conform"][..], 2),
+        (&["--help"][..], 0),
+        (&["attestation", "verify", "--help"][..], 0),
+        (&["--version"][..], 0),
+    ] {
+        let out = flareproof().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+    }
+}
+
 /// `conform --dry-run` prints the checks, the budget and the expected
 /// duration, and sends nothing: a listener standing in for the target
 /// accepts no connection, where the same run without `--dry-run` (the

@@ -205,7 +205,7 @@ fn a_changed_measurement_is_shown_side_by_side_per_vantage() {
     let new = diff::parse("new.json", &json::render(&measured(9787, 500, 10))).unwrap();
     let diff = diff::compare(base, new).unwrap();
     assert!(!diff.regressed());
-    assert_eq!(diff.exit_code(), 0);
+    assert_eq!(diff.verdict(), flareproof::model::Verdict::Pass);
     let session = &diff.rows[0];
     assert_eq!(session.change, Change::Unchanged);
     assert!(session.measurements_changed());

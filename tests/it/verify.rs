@@ -91,7 +91,7 @@ pub(crate) fn faithful() -> Scenario {
 }
 
 /// The same bundle with one byte changed in the middle of `worker.js`.
-fn one_byte_changed(bundle: &Bundle) -> (Bundle, usize) {
+pub(crate) fn one_byte_changed(bundle: &Bundle) -> (Bundle, usize) {
     let mut b = bundle.clone();
     let m = b.module_mut("worker.js").unwrap();
     let at = m.bytes.len() / 2;

@@ -102,11 +102,12 @@ pub struct AttestationArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AttestationCommand {
-    /// Check an `attestation.dsse.json`'s signature and statement; with
-    /// `--config`, read the live deployment and say whether every version
-    /// with traffic is still among the attested ones, with the attested
-    /// settings. Exit 0 unchanged, 1 changed or a bad signature, 2 could
-    /// not tell.
+    /// Check an `attestation.dsse.json`'s signature and statement, and that
+    /// the run it attests passed; with `--config`, read the live deployment
+    /// and say whether every version with traffic is still among the
+    /// attested ones, with the attested settings. Exit 0 a good signature
+    /// over a passing result (and unchanged), 1 a bad signature, a failed
+    /// attested result or a change, 2 could not tell.
     Verify(AttestationVerifyArgs),
 }
 
@@ -123,6 +124,12 @@ pub struct AttestationVerifyArgs {
     /// (offline).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Exit 0 for a good signature over a failed result (verdict `fail` or
+    /// `error`, verificationResult `FAILED`), which otherwise exits 1: to
+    /// check that a failed run's evidence is authentic, never to gate a
+    /// deploy. The output still says the attested result failed.
+    #[arg(long)]
+    pub allow_failed_result: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -356,7 +363,8 @@ pub struct RunArgs {
     pub quiet: bool,
     /// Checks the target is known to fail: a TOML file of
     /// `"check id glob" = "reason"` lines. A listed failure is reported as
-    /// `skip` with its reason; a listed check that passes is a `fail`.
+    /// `skip` with its reason; a check listed by its exact id that passes
+    /// is a `fail` (remove it from the list); a glob never fails a check.
     #[arg(long, value_name = "FILE")]
     pub known_failures: Option<PathBuf>,
     /// A report of an earlier run (`report.json` or its folder): also write

@@ -18,6 +18,8 @@ use flareproof::rebuild::RebuildError;
 use flareproof::target::TargetError;
 use flareproof::testbench::demo::DemoError;
 
+use crate::exit::Exit;
+
 /// An error the binary expects and explains.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
@@ -92,8 +94,8 @@ pub enum ExpectedError {
 
 impl ExpectedError {
     /// Every expected error means the harness could not run.
-    pub fn exit_code(&self) -> u8 {
-        2
+    pub fn exit(&self) -> Exit {
+        Exit::Undecided
     }
 
     /// What to do about it.
@@ -262,7 +264,7 @@ mod tests {
              \x20 caused by: no such file\n\
              hint: pass `--config FILE`; the README shows the target config's shape\n"
         );
-        assert_eq!(error.exit_code(), 2);
+        assert_eq!(error.exit(), Exit::Undecided);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The binary: parse, run the command, print the error if it could not
-//! run; exit 0 pass / 1 fail / 2 error.
+//! run; exit 0 pass / 1 fail / 2 could not tell (every code in `exit`).
 #![forbid(unsafe_code)]
 
 mod bars;
 mod cli;
 mod commands;
 mod error;
+mod exit;
 mod scrub;
 mod summary;
 
@@ -18,12 +19,18 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("flareproof bug: {}", scrub::text(&info.to_string()));
     }));
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(usage) => {
+            let _ = usage.print();
+            return exit::of_usage(&usage).into();
+        }
+    };
     match commands::run(cli.command) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => exit.into(),
         Err(error) => {
             error.eprint();
-            ExitCode::from(error.exit_code())
+            error.exit().into()
         }
     }
 }

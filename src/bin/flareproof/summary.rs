@@ -14,6 +14,7 @@ use flareproof::model::Redact;
 use flareproof::plan::Plan;
 
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 use crate::scrub::{say, tell};
 
 /// How a run's report is written.
@@ -59,8 +60,8 @@ impl<'a> Finish<'a> {
     /// Applies the known failures, writes the report (files, or the first
     /// format to stdout), prints the summary (to stdout, or to stderr when
     /// the report went there) and what was written, and returns the exit
-    /// code of the verdict with the final report.
-    pub fn report(&self, report: Report) -> Result<(u8, Report), ExpectedError> {
+    /// of the verdict with the final report.
+    pub fn report(&self, report: Report) -> Result<(Exit, Report), ExpectedError> {
         let mut report = match self.known {
             Some(known) => known.apply(report),
             None => report,
@@ -106,7 +107,7 @@ impl<'a> Finish<'a> {
         for path in written {
             say!("wrote {}", path.display());
         }
-        Ok((report.verdict.exit_code(), report))
+        Ok((Exit::from(report.verdict), report))
     }
 
     /// Writes a run's statements beside its report (not with `--out -`):
@@ -187,18 +188,22 @@ pub struct Baselined<'a> {
 
 impl Baselined<'_> {
     /// [`Finish::report`], then the comparison with the baseline.
-    pub fn report(&self, report: Report) -> Result<(u8, Report), ExpectedError> {
+    pub fn report(&self, report: Report) -> Result<(Exit, Report), ExpectedError> {
         let (code, report) = self.finish.report(report)?;
         let Some(baseline) = self.baseline else {
             return Ok((code, report));
         };
         let code = match self.compare(baseline, &report) {
-            Ok(diff) if diff.regressed() => code.max(1),
+            Ok(diff) if diff.regressed() && code == Exit::Pass => Exit::Failed,
             Ok(_) => code,
             Err(error) => {
                 let error = error.context(baseline);
                 crate::error::eprint_error(&error, &[], None);
-                if code == 0 { 2 } else { code }
+                if code == Exit::Pass {
+                    Exit::Undecided
+                } else {
+                    code
+                }
             }
         };
         Ok((code, report))

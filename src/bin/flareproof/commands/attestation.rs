@@ -1,13 +1,21 @@
 //! `attestation verify`: the envelope's signature and statement, then (with
 //! a config) the live deployment against what it attests.
 //!
-//! Exit 0: the signature and the statement check (and, with a config, the
-//! deployment is still what was attested). Exit 1: the attestation does not
-//! check (a bad signature, another key, a payload that is not a flareproof
-//! or SLSA VSA in-toto statement), or the deployment changed. Exit 2: could
-//! not tell (the key or the file could not be read, the API could not be
-//! read, a part of the deployment was unreadable now or when attested, the
-//! attestation is of another account or script).
+//! It fails closed: a good signature over a failed result is not a
+//! verification, so `attestation verify … && deploy` does not deploy it.
+//!
+//! Exit 0: the signature and the statement check, the attested result
+//! passed (verdict `pass`, or a VSA's `PASSED`; or any result with
+//! `--allow-failed-result`) and, with a config, the deployment is still
+//! what was attested. Exit 1: the attestation does not check (a bad
+//! signature, another key, a payload that is not a flareproof or SLSA VSA
+//! in-toto statement), the attested result is a failure (verdict `fail` or
+//! `error`, `FAILED`), or the deployment changed. Exit 2: could not tell
+//! (the key or the file could not be read; with a config, it, the API or
+//! a part of the deployment could not be read, now or when attested, or
+//! the attestation is of another account or script: each of those is 1
+//! when the attested result failed). `crate::exit` has every command's
+//! codes.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,16 +28,14 @@ use flareproof::attestation::{
 };
 use flareproof::cloudflare::ingress::{self, Part};
 use flareproof::cloudflare::{ApiError, Client, Live, SCRIPTS_READ, fetch_live_in_zone};
+use flareproof::model::Verdict;
 
 use crate::cli::{AttestationArgs, AttestationCommand, AttestationVerifyArgs};
 use crate::error::{ExpectedError, eprint_error};
+use crate::exit::Exit;
 use crate::scrub::{say, tell};
 
-const UNCHANGED: u8 = 0;
-const CHANGED: u8 = 1;
-const COULD_NOT_TELL: u8 = 2;
-
-pub async fn run(args: &AttestationArgs) -> Result<u8, ExpectedError> {
+pub async fn run(args: &AttestationArgs) -> Result<Exit, ExpectedError> {
     match &args.command {
         AttestationCommand::Verify(args) => verify(args).await,
     }
@@ -56,7 +62,7 @@ enum Attested {
     Flareproof {
         kind: &'static str,
         script: String,
-        verdict: String,
+        verdict: Verdict,
         started_at: String,
         live: Option<Box<LiveRecord>>,
     },
@@ -65,6 +71,43 @@ enum Attested {
         resource_uri: String,
         result: String,
     },
+}
+
+impl Attested {
+    /// Whether the attested run passed: verdict `pass`, or `PASSED`.
+    fn passed(&self) -> bool {
+        match self {
+            Attested::Flareproof { verdict, .. } => *verdict == Verdict::Pass,
+            Attested::Vsa { result, .. } => result == "PASSED",
+        }
+    }
+
+    /// The attested result, as the statement words it.
+    fn result(&self) -> String {
+        match self {
+            Attested::Flareproof { verdict, .. } => format!("verdict {}", verdict.as_str()),
+            Attested::Vsa { result, .. } => format!("verificationResult {result}"),
+        }
+    }
+
+    /// What the statement is, for the first line printed.
+    fn describe(&self) -> String {
+        match self {
+            Attested::Flareproof {
+                kind,
+                script,
+                started_at,
+                ..
+            } => format!(
+                "a flareproof {kind} attestation of script `{script}`, {}, run at {started_at}",
+                self.result()
+            ),
+            Attested::Vsa { resource_uri, .. } => format!(
+                "a SLSA verification summary of {resource_uri}, {}",
+                self.result()
+            ),
+        }
+    }
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, Unreadable> {
@@ -162,13 +205,21 @@ fn statement(payload: &[u8]) -> Result<Attested, String> {
             .unwrap_or("?")
             .to_owned()
     };
+    // The result is what a gate reads: one that is not pass, fail or error
+    // does not check.
+    let verdict = || {
+        predicate
+            .get("verdict")
+            .and_then(|v| serde_json::from_value::<Verdict>(v.clone()).ok())
+            .ok_or("predicate: `verdict` is missing or not pass, fail or error")
+    };
     match predicate_type {
         PREDICATE_TYPE => {
             let (script, live) = verify_predicate(predicate, "predicate")?;
             Ok(Attested::Flareproof {
                 kind: "verify",
                 script,
-                verdict: field("verdict"),
+                verdict: verdict()?,
                 started_at: field("started_at"),
                 live,
             })
@@ -181,7 +232,7 @@ fn statement(payload: &[u8]) -> Result<Attested, String> {
             Ok(Attested::Flareproof {
                 kind: "audit",
                 script,
-                verdict: field("verdict"),
+                verdict: verdict()?,
                 started_at: field("started_at"),
                 live,
             })
@@ -208,7 +259,7 @@ fn statement(payload: &[u8]) -> Result<Attested, String> {
     }
 }
 
-async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
+async fn verify(args: &AttestationVerifyArgs) -> Result<Exit, ExpectedError> {
     let key = match key(&args.key) {
         Ok(key) => key,
         Err(e) => {
@@ -219,33 +270,40 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                     "pass the signer's public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), e.g. from `openssl pkey -in key.pem -pubout`",
                 ),
             );
-            return Ok(COULD_NOT_TELL);
+            return Ok(Exit::Undecided);
         }
     };
     let bytes = match read("attestation", &args.file) {
         Ok(bytes) => bytes,
         Err(e) => {
             eprint_error(&e, &[], None);
-            return Ok(COULD_NOT_TELL);
+            return Ok(Exit::Undecided);
         }
     };
     let attested = match signed_payload(&bytes, &key).and_then(|p| statement(&p)) {
         Ok(attested) => attested,
         Err(why) => {
             tell!("FAIL the attestation does not check: {why}");
-            return Ok(CHANGED);
+            return Ok(Exit::Failed);
         }
     };
     let signer = dsse::describe(&key);
-    let live = match attested {
-        Attested::Vsa {
-            resource_uri,
-            result,
-        } => {
-            tell!(
-                "PASS the signature ({signer}) and the statement check: a SLSA verification \
-                 summary of {resource_uri}, verificationResult {result}"
-            );
+    let passed = attested.passed();
+    let accepted = passed || args.allow_failed_result;
+    if accepted {
+        tell!(
+            "PASS the signature ({signer}) and the statement check: {}",
+            attested.describe()
+        );
+    } else {
+        tell!(
+            "FAIL the attested result is a failure, though the signature ({signer}) and the \
+             statement check: {}",
+            attested.describe()
+        );
+    }
+    let live = match &attested {
+        Attested::Vsa { .. } => {
             tell!(
                 "a verification summary records no live deployment, so it is checked by its \
                  signature only{}",
@@ -255,41 +313,56 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                     ""
                 }
             );
-            return Ok(UNCHANGED);
+            Exit::Pass
         }
-        Attested::Flareproof {
-            kind,
-            script,
-            verdict,
-            started_at,
-            live,
-        } => {
-            tell!(
-                "PASS the signature ({signer}) and the statement check: a flareproof {kind} \
-                 attestation of script `{script}`, verdict {verdict}, run at {started_at}"
-            );
-            if verdict != "pass" {
+        Attested::Flareproof { live, .. } => match &args.config {
+            None => {
                 tell!(
-                    "note: the attested run's verdict is {verdict}: \"still what was attested\" \
-                     is not \"verified\""
+                    "signature and statement check (offline: pass --config to compare with what \
+                     is live)"
                 );
+                Exit::Pass
             }
-            live
+            Some(config) => still_live(args, config, live.as_deref()).await?,
+        },
+    };
+    if passed {
+        return Ok(live);
+    }
+    let result = attested.result();
+    if args.allow_failed_result {
+        tell!(
+            "note: the signature is good but the attested result is a failure ({result}); \
+             accepted with --allow-failed-result"
+        );
+        return Ok(live);
+    }
+    tell!(
+        "FAIL: the signature is good but the attested result is a failure ({result}): a signed \
+         failure is not a verification (pass --allow-failed-result to accept it)"
+    );
+    Ok(Exit::Failed.worst(live))
+}
+
+/// With `--config`: whether what is live is still what `attested` records.
+async fn still_live(
+    args: &AttestationVerifyArgs,
+    config: &Path,
+    attested: Option<&LiveRecord>,
+) -> Result<Exit, ExpectedError> {
+    let (_, target, credentials) = match super::verify_target(config, &args.api) {
+        Ok(read) => read,
+        Err(e) => {
+            e.eprint();
+            return Ok(Exit::Undecided);
         }
     };
-    let Some(config) = &args.config else {
-        tell!(
-            "signature and statement check (offline: pass --config to compare with what is live)"
-        );
-        return Ok(UNCHANGED);
-    };
-    let (_, target, credentials) = super::verify_target(config, &args.api)?;
-    let Some(attested) = live else {
+    let Some(attested) = attested else {
         tell!(
             "COULD NOT TELL: the attestation records no live deployment (it was made without \
              reading the API, or by a flareproof that did not record it)"
         );
-        return Ok(COULD_NOT_TELL);
+        return Ok(Exit::Undecided);
     };
     if attested.account_id != credentials.account_id || attested.script != target.script {
         tell!(
@@ -300,7 +373,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
             target.script,
             credentials.account_id
         );
-        return Ok(COULD_NOT_TELL);
+        return Ok(Exit::Undecided);
     }
     let token_env = target.api_token_env.clone();
     say!(
@@ -320,7 +393,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
                 &[],
                 Some("check `api_base` in the `[verify]` section (or `--api-base`)"),
             );
-            return Ok(COULD_NOT_TELL);
+            return Ok(Exit::Undecided);
         }
     };
     let zone = target.ingress.zone_id.as_deref();
@@ -337,10 +410,10 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
     // Scrubbed as the attestation was when it was written.
     let mut now = now;
     crate::scrub::redactor().redact_printed(&mut now);
-    for note in LiveRecord::notes(&attested, &now) {
+    for note in LiveRecord::notes(attested, &now) {
         tell!("note: {note}");
     }
-    let drift = LiveRecord::drift(&attested, &now);
+    let drift = LiveRecord::drift(attested, &now);
     let (changes, unknown): (Vec<_>, Vec<_>) = drift.iter().partition(|d| d.is_change());
     let code = if !changes.is_empty() {
         tell!(
@@ -350,10 +423,10 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
         for d in &changes {
             tell!("  changed: {d}");
         }
-        CHANGED
+        Exit::Failed
     } else if !unknown.is_empty() {
         tell!("COULD NOT TELL whether the deployment is still what was attested:");
-        COULD_NOT_TELL
+        Exit::Undecided
     } else {
         let versions = now
             .deployment
@@ -367,7 +440,7 @@ async fn verify(args: &AttestationVerifyArgs) -> Result<u8, ExpectedError> {
             })
             .unwrap_or_default();
         tell!("UNCHANGED: the deployment is still what was attested: {versions}");
-        UNCHANGED
+        Exit::Pass
     };
     for d in &unknown {
         tell!("  {d}");
@@ -476,6 +549,37 @@ mod tests {
             "predicate": { "resourceUri": "https://api.test/x", "verificationResult": "MAYBE" },
         });
         assert!(check(&vsa).unwrap_err().contains("verificationResult"));
+    }
+
+    #[test]
+    fn a_failed_result_checks_but_does_not_pass_and_a_missing_one_does_not_check() {
+        let statement = |predicate_type: &str, predicate: Value| {
+            check(&serde_json::json!({
+                "_type": STATEMENT_TYPE,
+                "subject": [],
+                "predicateType": predicate_type,
+                "predicate": predicate,
+            }))
+        };
+        for verdict in ["fail", "error"] {
+            let predicate = serde_json::json!({ "script": "auth", "verdict": verdict });
+            let attested = statement(PREDICATE_TYPE, predicate).unwrap();
+            assert!(!attested.passed(), "{verdict}");
+            assert_eq!(attested.result(), format!("verdict {verdict}"));
+        }
+        let vsa = serde_json::json!({ "resourceUri": "u", "verificationResult": "FAILED" });
+        assert!(!statement(VSA_PREDICATE_TYPE, vsa).unwrap().passed());
+        let vsa = serde_json::json!({ "resourceUri": "u", "verificationResult": "PASSED" });
+        assert!(statement(VSA_PREDICATE_TYPE, vsa).unwrap().passed());
+        for verdict in [
+            Value::Null,
+            serde_json::json!("PASS"),
+            serde_json::json!(true),
+        ] {
+            let predicate = serde_json::json!({ "verdict": verdict.clone() });
+            let e = statement(AUDIT_PREDICATE_TYPE, predicate).unwrap_err();
+            assert!(e.contains("`verdict`"), "{verdict}: {e}");
+        }
     }
 
     #[test]

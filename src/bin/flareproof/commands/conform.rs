@@ -8,10 +8,11 @@ use flareproof::plan::Plan;
 use crate::bars::progress;
 use crate::cli::ConformArgs;
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 use crate::scrub::tell;
 use crate::summary::Finish;
 
-pub async fn run(args: &ConformArgs) -> Result<u8, ExpectedError> {
+pub async fn run(args: &ConformArgs) -> Result<Exit, ExpectedError> {
     let report_args = &args.report;
     let known = super::known_failures(&report_args.run)?;
     let config = &args.config.config;
@@ -26,7 +27,7 @@ pub async fn run(args: &ConformArgs) -> Result<u8, ExpectedError> {
     };
     if args.dry_run {
         print_dry_run(&conform.dry_run(), &conform.plan.id);
-        return Ok(0);
+        return Ok(Exit::Pass);
     }
     let (report, probe) = conform.run().await.map_err(ExpectedError::Conform)?;
     crate::scrub::absorb(probe.redactor());

@@ -15,6 +15,7 @@ use flareproof::testbench::{self, Events};
 
 use crate::cli::DemoArgs;
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 use crate::scrub::say;
 use crate::summary::{self, Finish, Vsa};
 
@@ -26,7 +27,7 @@ const VS_REFERENCE: &str = "vs-reference";
 /// `report.json`.
 const REFERENCE_FILE: &str = "reference.json";
 
-pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
+pub async fn run(args: &DemoArgs) -> Result<Exit, ExpectedError> {
     let known = super::known_failures(&args.run)?;
     say!("starting the reference auth Worker (workerd via Miniflare)…");
     let run = testbench::demo::run(events())
@@ -88,7 +89,11 @@ pub async fn run(args: &DemoArgs) -> Result<u8, ExpectedError> {
         Err(error) => {
             say!("the comparison with a vendor Worker (fault `{VENDOR_FAULT}`) failed:");
             error.eprint();
-            if code == 0 { 2 } else { code }
+            if code == Exit::Pass {
+                Exit::Undecided
+            } else {
+                code
+            }
         }
     };
     say!(

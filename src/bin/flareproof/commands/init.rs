@@ -10,12 +10,13 @@ use flareproof::target::{TargetConfig, load_verify};
 
 use crate::cli::InitArgs;
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 use crate::scrub::say;
 
 /// How many times a question is asked again after an answer it refused.
 const ATTEMPTS: usize = 5;
 
-pub fn run(args: &InitArgs) -> Result<u8, ExpectedError> {
+pub fn run(args: &InitArgs) -> Result<Exit, ExpectedError> {
     let path = &args.config;
     if path.exists() && !args.force {
         return Err(ExpectedError::InitExists(path.display().to_string()));
@@ -91,7 +92,7 @@ pub fn run(args: &InitArgs) -> Result<u8, ExpectedError> {
         "then `flareproof conform --config {} --dry-run` shows what a run would do",
         path.display()
     );
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 /// Asks `q` on the terminal until it has an answer it accepts.

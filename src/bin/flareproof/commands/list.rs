@@ -7,9 +7,10 @@ use flareproof::target::{ProfileSection, TargetConfig, load_verify};
 
 use crate::cli::ListArgs;
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 use crate::scrub::tell;
 
-pub fn run(args: &ListArgs) -> Result<u8, ExpectedError> {
+pub fn run(args: &ListArgs) -> Result<Exit, ExpectedError> {
     let plan = match (&args.suite, &args.config) {
         (Some(suite), _) => Plan::from_file(suite)?,
         (None, Some(config)) => Plan::builtin(&suite_of(config)?)?,
@@ -28,7 +29,7 @@ pub fn run(args: &ListArgs) -> Result<u8, ExpectedError> {
             check.requirements.join(", ")
         );
     }
-    Ok(0)
+    Ok(Exit::Pass)
 }
 
 /// The suite a config's `[profile]` names: a whole config, or one with

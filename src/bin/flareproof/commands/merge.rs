@@ -6,6 +6,7 @@ use flareproof::model::Verdict;
 
 use crate::cli::MergeArgs;
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 use crate::scrub::{say, tell};
 use crate::summary::{self, Finish};
 
@@ -15,7 +16,7 @@ const SEARCH_DEPTH: usize = 4;
 
 /// Exit 0, 1 or 2 by the merged verdict; 2 when the shards cannot be read
 /// or merged.
-pub fn run(args: &MergeArgs) -> Result<u8, ExpectedError> {
+pub fn run(args: &MergeArgs) -> Result<Exit, ExpectedError> {
     let mut files = Vec::new();
     for shard in &args.shards {
         files.extend(shard_files(shard)?);

@@ -25,9 +25,11 @@ use flareproof::attestation::dsse::{self, SigningKey};
 
 use crate::cli::{ApiArgs, Command, RunArgs, SelectArgs, SignArgs};
 use crate::error::ExpectedError;
+use crate::exit::Exit;
 
-/// Runs a command; returns its exit code.
-pub fn run(command: Command) -> Result<u8, ExpectedError> {
+/// Runs a command; returns what it came to (`crate::exit` documents
+/// every command's codes).
+pub fn run(command: Command) -> Result<Exit, ExpectedError> {
     match command {
         Command::List(args) => list::run(&args),
         Command::Verify(args) => runtime()?.block_on(verify::run(&args)),

@@ -9,10 +9,11 @@ use flareproof::verify::Verify;
 use crate::bars::progress;
 use crate::cli::VerifyArgs;
 use crate::error::{ExpectedError, eprint_error};
+use crate::exit::Exit;
 use crate::scrub::say;
 use crate::summary::{Finish, Vsa};
 
-pub async fn run(args: &VerifyArgs) -> Result<u8, ExpectedError> {
+pub async fn run(args: &VerifyArgs) -> Result<Exit, ExpectedError> {
     let report_args = &args.report;
     let quiet = report_args.run.quiet;
     let known = super::known_failures(&report_args.run)?;

@@ -32,6 +32,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::WatchArgs;
 use crate::error::{ExpectedError, eprint_error};
+use crate::exit::Exit;
 use crate::scrub::tell;
 
 /// Why the watch could not start.
@@ -51,7 +52,7 @@ enum WatchError {
     Exe(#[source] std::io::Error),
 }
 
-pub async fn run(args: &WatchArgs) -> Result<u8, ExpectedError> {
+pub async fn run(args: &WatchArgs) -> Result<Exit, ExpectedError> {
     // Listening first: from here on a signal stops the watch between polls.
     let mut stop = match Stop::listen() {
         Ok(stop) => stop,
@@ -104,9 +105,9 @@ pub async fn run(args: &WatchArgs) -> Result<u8, ExpectedError> {
 }
 
 /// Prints an error that stops the watch before it starts; exit 2.
-fn fatal(error: &dyn std::error::Error) -> u8 {
+fn fatal(error: &dyn std::error::Error) -> Exit {
     eprint_error(error, &[], None);
-    2
+    Exit::Undecided
 }
 
 /// SIGINT and SIGTERM.
@@ -187,12 +188,12 @@ struct Watch<'a> {
 enum Round {
     /// Go on, after this long.
     Next(Duration),
-    /// Stop with this exit code.
-    Exit(u8),
+    /// Stop, exiting so.
+    End(Exit),
 }
 
 impl Watch<'_> {
-    async fn run(&mut self, stop: &mut Stop) -> u8 {
+    async fn run(&mut self, stop: &mut Stop) -> Exit {
         self.started();
         let mut failures = 0u32;
         loop {
@@ -202,7 +203,7 @@ impl Watch<'_> {
                     // A poll writes nothing: dropping it is safe. Under
                     // `--once` nothing was decided: could not tell.
                     self.stopped(signal, "between polls");
-                    return if self.args.once { 2 } else { 0 };
+                    return Exit::without_verdict(self.args.once);
                 }
             };
             let round = match polled {
@@ -213,14 +214,14 @@ impl Watch<'_> {
                 Ok(observed) => self.observed(observed, stop, &mut failures).await,
             };
             let wait = match round {
-                Round::Exit(code) => return code,
+                Round::End(exit) => return exit,
                 Round::Next(wait) => wait,
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 signal = stop.next() => {
                     self.stopped(signal, "between polls");
-                    return 0;
+                    return Exit::Pass;
                 }
             }
         }
@@ -285,7 +286,7 @@ impl Watch<'_> {
                 json!({ "error": message, "hint": hint, "retry_in_s": null }),
                 &format!("{message} (hint: {hint}); not retried under --once: could not tell"),
             );
-            return Round::Exit(2);
+            return Round::End(Exit::Undecided);
         }
         let wait = backoff(self.interval.every, failures);
         self.events.emit(
@@ -334,10 +335,10 @@ impl Watch<'_> {
             );
             // What is live is what last failed: still a failure.
             if last.verdict == Outcome::Fail && (self.args.once || self.args.exit_on_fail) {
-                return Round::Exit(1);
+                return Round::End(Exit::Failed);
             }
             if self.args.once {
-                return Round::Exit(0);
+                return Round::End(Exit::Pass);
             }
             return Round::Next(self.interval.every);
         }
@@ -362,7 +363,7 @@ impl Watch<'_> {
             observed.deployment.id.as_deref(),
         );
         let (result, signal) = self.verify(&dir, stop).await;
-        let code = match result {
+        let exit = match result {
             RunResult::CouldNotTell(reason) => {
                 *failures += 1;
                 let wait = backoff(self.interval.every, *failures);
@@ -386,12 +387,11 @@ impl Watch<'_> {
                 );
                 if let Some(signal) = signal {
                     self.stopped(signal, "after the verify run");
-                    return Round::Exit(if self.args.once { 2 } else { 0 });
+                    return Round::End(Exit::without_verdict(self.args.once));
                 }
-                return if self.args.once {
-                    Round::Exit(2)
-                } else {
-                    Round::Next(wait)
+                return match Exit::without_verdict(self.args.once) {
+                    Exit::Pass => Round::Next(wait),
+                    once => Round::End(once),
                 };
             }
             RunResult::Verdict(outcome) => {
@@ -413,7 +413,7 @@ impl Watch<'_> {
                     let message = flareproof::error_chain(&e);
                     self.events
                         .emit("state_error", json!({ "error": message }), &message);
-                    return Round::Exit(2);
+                    return Round::End(Exit::Undecided);
                 }
                 self.state = Some(state);
                 self.events.emit(
@@ -431,19 +431,16 @@ impl Watch<'_> {
                         dir.join("report.json").display()
                     ),
                 );
-                outcome.exit_code()
+                Exit::from(outcome)
             }
         };
         if let Some(signal) = signal {
             self.stopped(signal, "after the verify run");
-            return Round::Exit(if self.args.once || self.args.exit_on_fail {
-                code
-            } else {
-                0
-            });
+            let ends = self.args.once || self.args.exit_on_fail;
+            return Round::End(if ends { exit } else { Exit::Pass });
         }
-        if self.args.once || (code == 1 && self.args.exit_on_fail) {
-            return Round::Exit(code);
+        if self.args.once || (exit == Exit::Failed && self.args.exit_on_fail) {
+            return Round::End(exit);
         }
         Round::Next(self.interval.every)
     }
@@ -573,9 +570,10 @@ fn judge(command: &str, code: Option<i32>, dir: &Path) -> RunResult {
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .and_then(|v| v.get("verdict").and_then(Value::as_str).map(str::to_owned));
+    let exit = code.and_then(Exit::of_code);
     match (code, verdict.as_deref()) {
-        (Some(0), Some("pass")) => RunResult::Verdict(Outcome::Pass),
-        (Some(1), Some("fail")) => RunResult::Verdict(Outcome::Fail),
+        (Some(_), Some("pass")) if exit == Some(Exit::Pass) => RunResult::Verdict(Outcome::Pass),
+        (Some(_), Some("fail")) if exit == Some(Exit::Failed) => RunResult::Verdict(Outcome::Fail),
         (None, _) => RunResult::CouldNotTell(format!("`flareproof {command}` was killed")),
         (Some(code), None) => RunResult::CouldNotTell(format!(
             "`flareproof {command}` exited {code} without a readable {}",
