@@ -57,10 +57,12 @@ impl From<ProbeError> for Unobservable {
         let reason = crate::error_chain(&e);
         match e {
             ProbeError::StillRateLimited { exchanges, .. } => Unobservable { reason, exchanges },
-            ProbeError::BodyTooLarge { exchange, .. } => Unobservable {
-                reason,
-                exchanges: vec![*exchange],
-            },
+            ProbeError::BodyTooLarge { exchange, .. } | ProbeError::OverKept { exchange, .. } => {
+                Unobservable {
+                    reason,
+                    exchanges: vec![*exchange],
+                }
+            }
             _ => Unobservable::new(reason),
         }
     }

@@ -63,6 +63,8 @@ struct Inner {
     credentials: Credentials,
     retry: RetryPolicy,
     started: Instant,
+    /// The most of one answer's body read ([`MAX_API_BODY`]).
+    max_body: u64,
     transcript: Mutex<Vec<Exchange>>,
     /// Knows the token, in every encoding an API might echo it in: error
     /// details and the transcript pass through it.
@@ -85,6 +87,15 @@ const KEPT_HEADERS: [&str; 5] = [
 ];
 /// Error bodies longer than this are cut in the transcript.
 const MAX_EVIDENCE_BODY: usize = 2048;
+
+/// The most of one API answer's body that is read; a longer one is an
+/// error. The largest answer a read legitimately gets is a version's
+/// modules: a Worker may be 10 MiB after compression (paid plan) and 64 MiB
+/// before, and the API hands the modules over uncompressed, base64-encoded
+/// in JSON (4/3 of their size, about 86 MiB at most) or as a multipart
+/// download. 128 MiB holds the largest bundle with room; an answer past it
+/// is no Worker's, and reading it would only exhaust memory.
+pub const MAX_API_BODY: u64 = 128 * 1024 * 1024;
 
 impl Client {
     pub fn new(
@@ -110,6 +121,7 @@ impl Client {
                 credentials,
                 retry,
                 started: Instant::now(),
+                max_body: MAX_API_BODY,
                 transcript: Mutex::new(Vec::new()),
                 redactor,
             }),
@@ -206,9 +218,25 @@ impl Client {
             };
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let body = response.bytes().await;
-            let body = match body {
-                Ok(body) => body,
+            let body = match read_capped(response, self.inner.max_body).await {
+                Ok(Some(body)) => body,
+                Ok(None) => {
+                    // Not transient: the same read would answer the same.
+                    self.record(
+                        label,
+                        url,
+                        accept,
+                        at,
+                        sent,
+                        Some((status, &headers, b"")),
+                        None,
+                    );
+                    return Err(ApiError::TooLarge {
+                        url: url.to_owned(),
+                        status,
+                        limit: self.inner.max_body,
+                    });
+                }
                 Err(source) => {
                     self.record(
                         label,
@@ -347,6 +375,26 @@ impl Client {
     }
 }
 
+/// Reads a body of at most `cap` bytes, streaming; `None` when it is longer
+/// (a `Content-Length` over the cap is not read at all).
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> Result<Option<Bytes>, reqwest::Error> {
+    let announced = response.content_length().unwrap_or(0);
+    if announced > cap {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(Bytes::from(body)))
+}
+
 /// `Retry-After` as delay-seconds (fractions allowed) or as an HTTP date
 /// (RFC 9110 §10.2.3; a date already past means no wait). Anything else
 /// falls back to the backoff.
@@ -405,6 +453,55 @@ mod tests {
         // Not a date in the IMF-fixdate (or obsolete) forms.
         h.insert(RETRY_AFTER, "2015-10-21T07:28:05Z".parse().unwrap());
         assert_eq!(retry_after_at(&h, now), None);
+    }
+
+    /// An answer longer than the cap is an error naming the endpoint and
+    /// the cap, read no further and not retried; one at the cap is read.
+    #[tokio::test]
+    async fn an_api_body_over_the_cap_is_an_error_not_a_crash() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path};
+        let server = MockServer::start().await;
+        for (name, len) in [("big", 1025), ("fits", 1024)] {
+            Mock::given(path(format!("/accounts/acc/{name}")))
+                .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; len]))
+                .mount(&server)
+                .await;
+        }
+        let mut client = Client::new(
+            &server.uri().parse().unwrap(),
+            Credentials {
+                account_id: "acc".to_owned(),
+                token: Secret::new("cf-cap-token-123456".to_owned()),
+            },
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        Arc::get_mut(&mut client.inner).unwrap().max_body = 1024;
+        let url = client.account_url("big");
+        let error = client
+            .get("modules", &url, "application/json")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                ApiError::TooLarge {
+                    limit: 1024,
+                    status: 200,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let text = crate::error_chain(&error);
+        assert!(text.contains(&url) && text.contains("1024 bytes"), "{text}");
+        assert!(error.hint("T").contains("api_base"), "{}", error.hint("T"));
+        assert_eq!(client.transcript().len(), 1, "not retried");
+        let fits = client
+            .get("modules", &client.account_url("fits"), "application/json")
+            .await
+            .unwrap();
+        assert_eq!(fits.body.len(), 1024);
     }
 
     #[tokio::test]

@@ -37,6 +37,15 @@ pub enum ApiError {
     },
     #[error("read `{url}`: the API answered `success: false`{detail}")]
     Envelope { url: String, detail: String },
+    /// The answer's body is longer than [`super::client::MAX_API_BODY`].
+    #[error(
+        "read `GET {url}` (HTTP {status}): its body is longer than {limit} bytes, more than any Worker's modules or settings take; it was not read further"
+    )]
+    TooLarge {
+        url: String,
+        status: u16,
+        limit: u64,
+    },
     #[error("parse the JSON from `{url}` (malformed or truncated)")]
     Malformed {
         url: String,
@@ -89,6 +98,10 @@ impl ApiError {
                 "check that `{token_env}` holds an API token with the \"{permission}\" \
                  permission on this account, and that the account id is right"
             )
+        } else if matches!(self, ApiError::TooLarge { .. }) {
+            "check that `api_base` is the Cloudflare API (https://api.cloudflare.com/client/v4): \
+             none of its answers to these reads is this large"
+                .to_owned()
         } else {
             "the Cloudflare API could not be read; retry later, or check `api_base`, the \
              account id and the script name in the `[verify]` section"

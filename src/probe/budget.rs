@@ -92,6 +92,7 @@ mod tests {
             max_requests: 25,
             max_rps: 20,
             max_body_bytes: 8 * 1024 * 1024,
+            max_kept_bytes: None,
         });
         let mut admitted = 0;
         for _ in 0..30 {

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use url::Url;
 
+use super::body::{self, Cut, Keep, KeptBody, Ledger};
 use super::budget::{BudgetExhausted, Governor};
 use super::cookie::{CookieError, Jar, SetCookie};
 use super::redact::Redactor;
 use crate::model::{Exchange, Header, HttpRequest, HttpResponse};
 use crate::target::Budget;
 
-/// Bodies longer than this are cut in reports.
-const MAX_RECORDED_BODY: usize = 4096;
 /// A target that does not answer within this is an error, not a verdict.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -56,6 +55,20 @@ pub enum ProbeError {
         /// The exchange as far as it was read.
         exchange: Box<Exchange>,
     },
+    /// Keeping the answer's body would take what the run holds of
+    /// answers past `budget.max_kept_bytes`: it was cut there, and nothing
+    /// is judged on a body only partly read.
+    #[error(
+        "{method} `{url}`: keeping the answer's body would take the run past the {cap} bytes of answers it may hold at once (`budget.max_kept_bytes`; {held} held by other requests); it was not read further"
+    )]
+    OverKept {
+        method: String,
+        url: String,
+        cap: u64,
+        held: u64,
+        /// The exchange as far as it was read.
+        exchange: Box<Exchange>,
+    },
 }
 
 /// A request to send. Its headers and body carry credentials (cookies,
@@ -67,6 +80,8 @@ pub struct Req {
     pub url: Url,
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
+    /// What of the answer's body is kept (see [`Req::keep`]).
+    pub keep: Keep,
 }
 
 impl std::fmt::Debug for Req {
@@ -78,6 +93,7 @@ impl std::fmt::Debug for Req {
             .field("url", &self.url.as_str())
             .field("headers", &names)
             .field("body", &self.body.as_ref().map(|b| b.len()))
+            .field("keep", &self.keep)
             .finish()
     }
 }
@@ -90,6 +106,7 @@ impl Req {
             url,
             headers: Vec::new(),
             body: None,
+            keep: Keep::Body,
         }
     }
 
@@ -127,6 +144,14 @@ impl Req {
         self.header("content-type", "application/json")
     }
 
+    /// What of the answer's body to keep: [`Keep::Record`] for a caller that
+    /// reads status and headers only, so that the body is read and
+    /// discarded, not held.
+    pub fn keep(mut self, keep: Keep) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// Sends the jar's cookies, if any.
     pub fn jar(self, jar: &Jar) -> Self {
         match jar.header() {
@@ -141,7 +166,10 @@ impl Req {
 pub struct Observed {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// The whole body, or nothing when the request kept only its record
+    /// ([`Keep::Record`]); counted against `budget.max_kept_bytes` while
+    /// held.
+    pub body: KeptBody,
     pub exchange: Exchange,
 }
 
@@ -193,6 +221,8 @@ impl Observed {
 pub struct Probe {
     client: reqwest::Client,
     governor: Arc<Governor>,
+    /// The answers' bodies the run holds, against `budget.max_kept_bytes`.
+    ledger: Arc<Ledger>,
     redactor: Arc<Redactor>,
     epoch: Instant,
     patience: Option<Arc<Patience>>,
@@ -237,6 +267,7 @@ impl Probe {
         Ok(Probe {
             client,
             governor: Arc::new(Governor::new(budget)),
+            ledger: Arc::new(Ledger::new(budget.kept_bytes())),
             redactor,
             epoch: Instant::now(),
             patience: None,
@@ -292,6 +323,11 @@ impl Probe {
 
     pub fn governor(&self) -> &Governor {
         &self.governor
+    }
+
+    /// What the run holds of answers' bodies, against its cap.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -393,18 +429,9 @@ impl Probe {
             .collect();
         let limit = self.governor.budget().max_body_bytes;
         let mut response = response;
-        let mut body = Vec::new();
-        let mut cut = false;
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            let room =
-                usize::try_from(limit.saturating_sub(body.len() as u64)).unwrap_or(usize::MAX);
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
-                cut = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let read = body::read(&mut response, req.keep, limit, &self.ledger)
+            .await
+            .map_err(transport)?;
         drop(response);
         let elapsed_ms = started.elapsed().as_millis() as u64;
         // Learn every credential the target hands out before recording
@@ -418,22 +445,36 @@ impl Probe {
                 self.redactor.learn_header(name, value);
             }
         }
-        let mut exchange = self.record(req, status, &headers, &body, at_ms, elapsed_ms);
-        if cut {
+        let mut exchange = self.record(req, status, &headers, &read, at_ms, elapsed_ms);
+        if let Some(cut) = read.cut {
             if let Some(response) = exchange.response.as_mut() {
                 response.body_truncated = true;
             }
-            return Err(ProbeError::BodyTooLarge {
-                method: req.method.to_string(),
-                url: self.redactor.scrub(req.url.as_str()),
-                limit,
-                exchange: Box::new(exchange),
+            let (method, url) = (
+                req.method.to_string(),
+                self.redactor.scrub(req.url.as_str()),
+            );
+            let exchange = Box::new(exchange);
+            return Err(match cut {
+                Cut::TooLong => ProbeError::BodyTooLarge {
+                    method,
+                    url,
+                    limit,
+                    exchange,
+                },
+                Cut::OverKept { held } => ProbeError::OverKept {
+                    method,
+                    url,
+                    cap: self.ledger.cap(),
+                    held,
+                    exchange,
+                },
             });
         }
         Ok(Observed {
             status,
             headers,
-            body,
+            body: read.kept,
             exchange,
         })
     }
@@ -443,12 +484,13 @@ impl Probe {
         req: &Req,
         status: u16,
         headers: &[(String, String)],
-        body: &[u8],
+        read: &body::Read,
         at_ms: u64,
         elapsed_ms: u64,
     ) -> Exchange {
         let r = &self.redactor;
-        let (body_text, truncated) = recorded_body(&r.body(&String::from_utf8_lossy(body)));
+        let (bytes, whole) = read.for_record();
+        let (body_text, truncated) = body::recorded(r, bytes, whole);
         Exchange {
             label: r.scrub(&req.label),
             request: HttpRequest {
@@ -481,21 +523,6 @@ impl Probe {
             elapsed_ms,
         }
     }
-}
-
-/// Cuts an already redacted body to the recorded size.
-fn recorded_body(text: &str) -> (Option<String>, bool) {
-    if text.is_empty() {
-        return (None, false);
-    }
-    if text.len() <= MAX_RECORDED_BODY {
-        return (Some(text.to_owned()), false);
-    }
-    let mut cut = MAX_RECORDED_BODY;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    (Some(text[..cut].to_owned()), true)
 }
 
 #[cfg(test)]

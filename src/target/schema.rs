@@ -141,6 +141,28 @@ pub struct Budget {
     /// cut there and the exchange is an `error` with it as evidence.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// The most bytes of answers' bodies the run holds at once (see
+    /// [`Budget::kept_bytes`]); a body that would pass it is cut there and
+    /// the exchange is an `error` with it as evidence.
+    #[serde(default)]
+    pub max_kept_bytes: Option<u64>,
+}
+
+/// Without `max_kept_bytes`, a run may hold this many whole answers of
+/// `max_body_bytes` at once: room for the checks running side by side to
+/// each hold what they parse, and a bound (64 MiB by default) on what a
+/// target answering the largest bodies to every request makes a run hold.
+const KEPT_BODIES: u64 = 8;
+
+impl Budget {
+    /// `max_kept_bytes`, or [`KEPT_BODIES`] times `max_body_bytes` (64 MiB
+    /// by default). Only whole bodies a check parses or searches count: a
+    /// request that needs status and headers only keeps its record (at most
+    /// a few KiB of body), whatever the answer's size.
+    pub fn kept_bytes(&self) -> u64 {
+        self.max_kept_bytes
+            .unwrap_or_else(|| self.max_body_bytes.saturating_mul(KEPT_BODIES))
+    }
 }
 
 impl Default for Budget {
@@ -149,6 +171,7 @@ impl Default for Budget {
             max_requests: default_max_requests(),
             max_rps: default_max_rps(),
             max_body_bytes: default_max_body_bytes(),
+            max_kept_bytes: None,
         }
     }
 }

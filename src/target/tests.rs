@@ -44,6 +44,14 @@ fn example_config_resolves() {
     assert_eq!(target.account("free").unwrap().password.expose(), "pw-free");
     assert_eq!(target.service_key.unwrap().expose(), "sk-123");
     assert_eq!(target.paths.sign_in, "/api/auth/sign-in/email");
+    // What a run may hold of answers: derived from the body cap, or set.
+    assert_eq!(target.budget.kept_bytes(), 64 * 1024 * 1024);
+    let set = EXAMPLE.replace("max_rps = 50", "max_rps = 50\nmax_kept_bytes = 33554432");
+    let target = TargetConfig::parse("t.toml", &set)
+        .unwrap()
+        .resolve("t.toml", env)
+        .unwrap();
+    assert_eq!(target.budget.kept_bytes(), 32 * 1024 * 1024);
 }
 
 #[test]
@@ -119,6 +127,10 @@ fn malformed_configs_are_errors_that_say_what_is_wrong() {
         (
             "[target]\nbase_url='https://x'\norigin='o'\n[budget]\nmax_rps=0\n",
             "max_rps",
+        ),
+        (
+            "[target]\nbase_url='https://x'\norigin='o'\n[budget]\nmax_body_bytes=100\nmax_kept_bytes=99\n",
+            "max_kept_bytes",
         ),
         (
             "[target]\nbase_url='https://x'\norigin='o'\n[accounts.root]\nemail='e'\npassword_env='P'\n",

@@ -65,6 +65,11 @@ impl TargetConfig {
                 "`budget.max_rps` and `budget.max_requests` must be at least 1".to_owned(),
             ));
         }
+        if self.budget.kept_bytes() < self.budget.max_body_bytes {
+            return Err(invalid(
+                "`budget.max_kept_bytes` must be at least `budget.max_body_bytes`: a body the run may read must fit in what it may keep".to_owned(),
+            ));
+        }
         if let Some(verify) = &self.verify {
             verify.validate(path)?;
         }

@@ -245,6 +245,7 @@ async fn the_budget_and_the_rate_cap_are_never_exceeded() {
         max_requests: 60,
         max_rps: 40,
         max_body_bytes: 8 * 1024 * 1024,
+        max_kept_bytes: None,
     };
     let mut target = crate::support::target(&fixture);
     target.budget = budget;

@@ -1,10 +1,11 @@
 //! The probe's patience: a 429 is waited out for the checks that test
-//! something else, within bounds, and never for the others.
+//! something else, within bounds, and never for the others. And what it
+//! reads and keeps of answers' bodies is bounded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flareproof::probe::{Probe, ProbeError, Redactor, Req};
+use flareproof::probe::{Keep, Probe, ProbeError, Redactor, Req};
 use flareproof::target::Budget;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -13,6 +14,7 @@ const BUDGET: Budget = Budget {
     max_requests: 20,
     max_rps: 50,
     max_body_bytes: 8 * 1024 * 1024,
+    max_kept_bytes: None,
 };
 
 /// A server that answers 429 (`Retry-After: 1`) `refusals` times, then 200.
@@ -175,4 +177,77 @@ async fn a_body_over_the_cap_is_cut_and_an_error() {
         probe.send(get(&server)).await.unwrap().body.len(),
         64 * 1024
     );
+}
+
+/// A request that keeps only its record reads the whole body (a longer one
+/// than the cap is still an error) but holds none of it: its record shows
+/// the body's start, cut.
+#[tokio::test]
+async fn a_record_only_request_keeps_no_body_whatever_its_size() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("y".repeat(1024 * 1024)))
+        .mount(&server)
+        .await;
+    let probe = probe();
+    let observed = probe.send(get(&server).keep(Keep::Record)).await.unwrap();
+    assert_eq!(observed.status, 200);
+    assert!(observed.body.is_empty());
+    let response = observed.exchange.response.unwrap();
+    assert!(response.body_truncated);
+    assert!(response.body.unwrap().starts_with("yyyy"));
+    assert_eq!(probe.ledger().held(), 0);
+    let budget = Budget {
+        max_body_bytes: 1024,
+        ..BUDGET
+    };
+    let probe = Probe::new(budget, Arc::new(Redactor::new())).unwrap();
+    let err = probe
+        .send(get(&server).keep(Keep::Record))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProbeError::BodyTooLarge { .. }), "{err:?}");
+}
+
+/// Whole bodies held at once are capped by `budget.max_kept_bytes`: one
+/// that would pass it is an error with the cut exchange, never an answer,
+/// and a body dropped gives its bytes back.
+#[tokio::test]
+async fn bodies_held_past_the_run_cap_are_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("z".repeat(600)))
+        .mount(&server)
+        .await;
+    let budget = Budget {
+        max_body_bytes: 1000,
+        max_kept_bytes: Some(1000),
+        ..BUDGET
+    };
+    let probe = Probe::new(budget, Arc::new(Redactor::new())).unwrap();
+    let held = probe.send(get(&server)).await.unwrap();
+    assert_eq!(held.body.len(), 600);
+    assert_eq!(probe.ledger().held(), 600);
+    let err = probe.send(get(&server)).await.unwrap_err();
+    match &err {
+        ProbeError::OverKept {
+            cap,
+            held,
+            exchange,
+            ..
+        } => {
+            assert_eq!((*cap, *held), (1000, 600));
+            assert!(exchange.response.as_ref().unwrap().body_truncated);
+        }
+        other => panic!("expected OverKept, got {other:?}"),
+    }
+    let text = flareproof::error_chain(&err);
+    assert!(text.contains("budget.max_kept_bytes"), "{text}");
+    // A clone shares the body; dropping both gives the bytes back.
+    let copy = held.clone();
+    drop(held);
+    assert_eq!(probe.ledger().held(), 600);
+    drop(copy);
+    assert_eq!(probe.ledger().held(), 0);
+    assert_eq!(probe.send(get(&server)).await.unwrap().body.len(), 600);
 }

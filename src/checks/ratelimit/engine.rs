@@ -9,7 +9,7 @@ use super::routes::{self, Controls, RouteProbes};
 use super::verdicts::{count_finding, never_refused, unbracketed_finding};
 use crate::checks::{Ctx, Finding, Unobservable, sign_in, still_signed_in};
 use crate::model::{Evidence, Exchange, Timeline, TimelinePoint};
-use crate::probe::{Jar, Observed, Req};
+use crate::probe::{Jar, Keep, Observed, Req};
 
 /// How many exhaustions a bucket's probes get before they are given up.
 pub(super) const PROBE_ATTEMPTS: usize = 3;
@@ -151,11 +151,12 @@ impl Suite<'_> {
     }
 
     /// Sends `req` and says when it left and when its answer came: the
-    /// target counted it in between. Any answer is a hit.
+    /// target counted it in between. Any answer is a hit, judged by its
+    /// status and headers: only its record of the body is kept.
     pub(super) async fn timed(&self, req: Req) -> Result<Hit, Unobservable> {
         let sent = Instant::now();
         let at_ms = self.ctx.probe.now_ms();
-        let observed = self.ctx.probe.send(req).await?;
+        let observed = self.ctx.probe.send(req.keep(Keep::Record)).await?;
         Ok(Hit {
             status: observed.status,
             sent,
