@@ -318,6 +318,35 @@ fn cookies_valued_like_the_records_structure_bend_no_output() {
         let json: Value = serde_json::from_slice(&bytes).unwrap();
         assert_unbent(statement, &json);
     }
+    // And as a CI gate checks them: a good signature; exit 0 for a pass, 1
+    // for a failed result (0 when a failed result is what is checked).
+    std::fs::write(dir.join("pub.pem"), key.public_key_pem()).unwrap();
+    for envelope in ["attestation.dsse.json", "attestation.vsa.dsse.json"] {
+        for allow in [false, true] {
+            let mut check = Command::new(env!("CARGO_BIN_EXE_flareproof"));
+            check
+                .args(["attestation", "verify"])
+                .arg(out.join(envelope))
+                .arg("--key")
+                .arg(dir.join("pub.pem"));
+            if allow {
+                check.arg("--allow-failed-result");
+            }
+            let ran = check.output().unwrap();
+            let expected = if allow || report.verdict.as_str() == "pass" {
+                0
+            } else {
+                1
+            };
+            assert_eq!(
+                ran.status.code(),
+                Some(expected),
+                "{envelope}: {}{}",
+                String::from_utf8_lossy(&ran.stdout),
+                String::from_utf8_lossy(&ran.stderr)
+            );
+        }
+    }
     let audit = parse_json(&out, "attestation.json");
     let predicate = &audit["predicate"];
     assert_eq!(predicate["verdict"], report.verdict.as_str());
