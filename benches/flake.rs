@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flareproof::checks::registry;
@@ -99,6 +100,17 @@ fn signal_children(signal: Signal) -> Vec<Pid> {
     groups
 }
 
+/// Set once Ctrl-C or SIGTERM arrived: what follows is the stop, not a run.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// After an interruption, waits for the signal handler to end the process
+/// instead of reporting a run its stop cut short.
+fn unless_interrupted() {
+    while INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// Ctrl-C or SIGTERM: every child's process group is stopped (TERM, then
 /// KILL after a grace period), and the hunt ends with 130.
 fn stop_on_signal(runtime: &tokio::runtime::Runtime) {
@@ -109,6 +121,7 @@ fn stop_on_signal(runtime: &tokio::runtime::Runtime) {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
+        INTERRUPTED.store(true, Ordering::SeqCst);
         eprintln!("flake: interrupted, stopping every process it started");
         let groups = signal_children(Signal::SIGTERM);
         std::thread::sleep(Duration::from_secs(2));
@@ -238,6 +251,7 @@ fn conform_runs(n: usize) -> usize {
             .expect("start flareproof conform")
             .wait_with_output()
             .expect("flareproof conform ends");
+        unless_interrupted();
         let took = started.elapsed().as_secs_f64();
         let code = output.status.code().unwrap_or(-1);
         if code == 0 {
@@ -371,6 +385,7 @@ fn sweep(runtime: &tokio::runtime::Runtime, out: &Path) -> Vec<(String, Vec<Stri
     let mut deviations = Vec::new();
     runtime.block_on(async {
         while let Some(run) = runs.join_next().await {
+            unless_interrupted();
             let (id, report) = run.unwrap();
             std::fs::write(
                 out.join(format!("{id}.json")),
