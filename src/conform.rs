@@ -346,9 +346,11 @@ impl Conform {
             lease: Arc::new(std::sync::Mutex::new(Some(lease))),
             passwords: Arc::new(std::sync::Mutex::new(passwords)),
         };
-        // A bucket an earlier run left exhausted answers 429 to checks that
-        // test something else with it: they wait it out (at most a window
-        // each, two windows in all) instead of reporting `error`.
+        // A bucket spent by an earlier run, or by the checks sharing it,
+        // answers 429 to checks that test something else with it: they wait
+        // it out (at most a window and a second each, two windows and two
+        // seconds in all, counted from each request's first send, not from
+        // the run's start) instead of reporting `error`.
         let window = Duration::from_secs(self.target.profile.window_s);
         let patient = probe.patient(
             window + Duration::from_secs(1),

@@ -239,8 +239,9 @@ pub struct Probe {
 struct Patience {
     /// The longest single wait: about one rate-limit window.
     per_wait: Duration,
-    /// No wait may end after this, whatever the number of requests.
-    until: Instant,
+    /// No wait of a request may end later than this after the request was
+    /// first sent, whenever in the run that is.
+    within: Duration,
 }
 
 /// Resends of one request after a 429, at most.
@@ -298,20 +299,21 @@ impl Probe {
     /// The same client (budget, rate cap, redaction, clock), except that a
     /// 429 is waited out and the request resent, for checks that test
     /// something other than rate limits and would otherwise meet a bucket
-    /// that an earlier run exhausted. A wait lasts until `Retry-After` (or
-    /// `per_wait` without one), never longer than `per_wait`, never past
-    /// `within` from now, and a request is resent at most twice; a 429 left
-    /// after that is [`ProbeError::StillRateLimited`], never an answer the
-    /// check could judge. A resent exchange says so in its label.
+    /// that an earlier run (or another check sharing the bucket) spent. A
+    /// wait lasts until `Retry-After` (or `per_wait` without one), never
+    /// longer than `per_wait` (a target's `Retry-After` cannot stall the
+    /// run), never past `within` from when that request was first sent (a
+    /// check starting late in the run is as patient as one starting at
+    /// once), and a request is resent at most twice; a 429 left after that
+    /// is [`ProbeError::StillRateLimited`], never an answer the check could
+    /// judge. Every resend passes the run's governor (budget and rate cap).
+    /// A resent exchange says so in its label.
     ///
     /// Resending a POST assumes what CONTRACT.md implies: a target meters a
     /// request before it acts on it, so a refused write was not made.
     pub fn patient(&self, per_wait: Duration, within: Duration) -> Probe {
         Probe {
-            patience: Some(Arc::new(Patience {
-                per_wait,
-                until: Instant::now() + within,
-            })),
+            patience: Some(Arc::new(Patience { per_wait, within })),
             ..self.clone()
         }
     }
@@ -348,10 +350,12 @@ impl Probe {
     /// Sends a request. A transport failure is an error: the caller decides
     /// whether it can still tell anything (usually it cannot).
     pub async fn send(&self, req: Req) -> Result<Observed, ProbeError> {
+        let first_sent = Instant::now();
         let mut observed = self.send_once(&req).await?;
         let Some(patience) = &self.patience else {
             return Ok(observed);
         };
+        let until = first_sent.checked_add(patience.within);
         let mut waited = Duration::ZERO;
         let mut refusals = Vec::new();
         while observed.status == 429 {
@@ -364,7 +368,8 @@ impl Probe {
             let resend = refusals.len() < MAX_PATIENT_RESENDS
                 && Instant::now()
                     .checked_add(wait)
-                    .is_some_and(|at| at <= patience.until);
+                    .zip(until)
+                    .is_some_and(|(at, until)| at <= until);
             refusals.push(observed.exchange);
             if !resend {
                 return Err(ProbeError::StillRateLimited {

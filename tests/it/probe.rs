@@ -119,6 +119,20 @@ async fn patience_is_bounded_per_request_and_in_all() {
     assert!(patient.waits().is_empty());
 }
 
+/// Patience is counted from each request's first send, not from when the
+/// patient probe was made (the run's start): a check that starts late in
+/// the run and meets a spent bucket waits it out like one that starts at
+/// once.
+#[tokio::test]
+async fn patience_is_counted_from_the_request_not_from_the_run_start() {
+    let server = spent_bucket(1).await;
+    let patient = probe().patient(Duration::from_secs(3), Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let observed = patient.send(get(&server)).await.unwrap();
+    assert_eq!(observed.status, 200);
+    assert_eq!(patient.waits(), vec![Duration::from_millis(1100)]);
+}
+
 /// A target controls `Retry-After`: the largest number it can send is
 /// clamped, never an overflow, and a patient probe does not wait for it.
 #[tokio::test]

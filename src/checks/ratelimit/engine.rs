@@ -299,20 +299,10 @@ impl Suite<'_> {
     }
 
     /// Whether a probe was answered while its bucket was spent: before the
-    /// spent window can end (`window_ends`, less the margin), or, where no
-    /// window end is known, with the plain request after it (`bracket`)
-    /// still refused.
-    pub(super) fn answered_while_spent(
-        &self,
-        probe: &Hit,
-        bracket: Option<&Hit>,
-        window_ends: Option<Instant>,
-    ) -> bool {
-        match (bracket, window_ends) {
-            (Some(bracket), _) => bracket.refused(),
-            (None, Some(end)) => probe.received + self.margin() < end,
-            (None, None) => false,
-        }
+    /// spent window can end (`window_ends`, less the margin). Where no
+    /// window end is known, see `probes::bracketed`.
+    pub(super) fn answered_while_spent(&self, probe: &Hit, window_ends: Option<Instant>) -> bool {
+        window_ends.is_some_and(|end| probe.received + self.margin() < end)
     }
 
     pub(super) fn margin(&self) -> Duration {
@@ -494,7 +484,7 @@ pub(super) async fn measure_tier(
         suite,
         &mut run,
         &mut other_run,
-        &me,
+        (&me, &route_controls),
         other.as_ref(),
         again.as_ref(),
         &mut outcome,
@@ -523,7 +513,8 @@ fn spend_cap(limit: u64) -> u64 {
 /// The counted window's start must be bracketed by polls. When the first
 /// poll was already allowed (Retry-After overstated the wait), the window
 /// it opened is spent and its end measured once more, polling from right
-/// after the refusal; unbracketed twice, the count is an error.
+/// after the refusal; unbracketed twice, the count is an error. A count
+/// that ran past its window is made once more after the next exhaustion.
 async fn reset_and_count(
     suite: &Suite<'_>,
     run: &mut BucketRun,
@@ -535,7 +526,7 @@ async fn reset_and_count(
 ) -> Result<Finding, Unobservable> {
     let tier = outcome.tier;
     let cap = spend_cap(limit_n);
-    let mut overstated = None;
+    let (mut overstated, mut recounted) = (None, false);
     loop {
         let Some(reset) = suite
             .await_reset(run, me, &refused, overstated.is_none())
@@ -556,7 +547,7 @@ async fn reset_and_count(
                 run,
                 me,
                 route_controls,
-                None,
+                (None, (outcome.limit, cap)),
                 &mut outcome.routes.probes,
             )
             .await?;
@@ -583,25 +574,28 @@ async fn reset_and_count(
                     run,
                     me,
                     route_controls,
-                    Some(reset.began_after + suite.window),
+                    (Some(reset.began_after + suite.window), (outcome.limit, cap)),
                     &mut outcome.routes.probes,
                 )
                 .await?;
             }
-            return Ok(count_finding(
-                suite.window,
-                suite.tolerance,
-                tier,
-                limit_n,
-                &reset,
-                &count,
-            ));
-        }
-        if let Some(first) = overstated {
+            if count.within || recounted {
+                let (window, tolerance) = (suite.window, suite.tolerance);
+                return Ok(count_finding(
+                    window, tolerance, tier, limit_n, &reset, &count,
+                ));
+            }
+            // Answers that may have come after the window ended (a slow
+            // target, or a rate cap shared with the other checks) prove
+            // nothing: counted once more, in a later window.
+            recounted = true;
+        } else if let Some(first) = overstated {
             return Ok(unbracketed_finding(&first, &reset));
+        } else {
+            // The window turned over before the first poll: spend the
+            // window it opened, and find its end by polling.
+            overstated = Some(reset);
         }
-        // The window turned over before the first poll: spend the window it
-        // opened, and find its end by polling.
         let started = Instant::now();
         let Some(again) = suite.exhaust(run, me, cap).await? else {
             return Ok(never_refused(
@@ -612,7 +606,6 @@ async fn reset_and_count(
                 started.elapsed(),
             ));
         };
-        overstated = Some(reset);
         refused = again;
     }
 }

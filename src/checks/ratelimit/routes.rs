@@ -18,6 +18,7 @@ use serde_json::json;
 use url::Url;
 
 use super::engine::{BucketRun, Caller, Hit, Probes, Suite};
+use super::probes::bracketed;
 use crate::checks::{Unobservable, join};
 use crate::probe::Req;
 
@@ -138,50 +139,57 @@ pub(super) async fn controls(
 /// spent can end (the counted window: its start is measured, never taken
 /// from the target). Probes answered before it (less the margin) were
 /// answered in that window, so an allowed one is a route that did not
-/// spend the bucket. A bracket after each probe (a plain request that must
-/// still be refused) cannot prove that: when the window turns over under
-/// the probes, the probes can take the new window's whole allowance and
-/// the brackets are refused anyway. Brackets are used only when the bucket
-/// never reset (`None`: no window can turn over). `probes.done` stays false
-/// when the probes did not fit in the window (or a bracket was allowed).
+/// spend the bucket. Without it (the bucket never reset, or a later
+/// exhaustion whose window's phase is unknown), each probe is followed at
+/// once by a plain request that must still be refused, one pair at a time
+/// (`bounds`: the limit and the spending cap, see `probes::bracketed`):
+/// side by side, probes allowed by a window that turned over under them
+/// could take its whole allowance and leave every bracket refused.
+/// `probes.done` stays false when the probes did not fit in the window (or
+/// a bracket was allowed every time).
 pub(super) async fn probe(
     suite: &Suite<'_>,
     run: &mut BucketRun,
     me: &Caller,
     controls: &Controls,
-    window_ends: Option<Instant>,
+    (window_ends, bounds): (Option<Instant>, (Option<u64>, u64)),
     probes: &mut Probes,
 ) -> Result<(), Unobservable> {
-    let brackets = join_all(controls.routes.iter().map(|route| async move {
-        let probe = send(
-            suite,
-            me,
-            route,
-            &format!("while exhausted: {}", route.what),
-        )
-        .await?;
-        let bracket = match window_ends {
-            Some(_) => None,
-            None => Some(
-                suite
-                    .send(me, &[], &format!("control after {}", route.what))
-                    .await?,
-            ),
-        };
-        Ok::<_, Unobservable>((probe, bracket))
-    }))
-    .await;
+    let label = |route: &Route| format!("while exhausted: {}", route.what);
+    // Inside a window whose end is known, side by side; without one, one
+    // bracketed pair at a time (see `probes::bracketed`).
+    let mut judged: Vec<(Hit, Option<Hit>, bool)> = Vec::new();
+    match window_ends {
+        Some(_) => {
+            let hits = join_all(
+                (controls.routes.iter())
+                    .map(|route| async move { send(suite, me, route, &label(route)).await }),
+            )
+            .await;
+            for hit in hits {
+                let hit = hit?;
+                run.record(&hit);
+                let in_window = suite.answered_while_spent(&hit, window_ends);
+                judged.push((hit, None, in_window));
+            }
+        }
+        None => {
+            let mut unused = BucketRun::default();
+            for route in &controls.routes {
+                let runs = (&mut *run, &mut unused);
+                let label = label(route);
+                let send = || send(suite, me, route, &label);
+                let (hit, bracket, conclusive) =
+                    bracketed(suite, runs, me, me, &route.what, bounds, send).await?;
+                judged.push((hit, Some(bracket), conclusive));
+            }
+        }
+    }
     let mut found = Probes {
         done: true,
         ..Probes::default()
     };
-    for (route, bracket) in controls.routes.iter().zip(brackets) {
-        let (probe, bracket) = bracket?;
-        run.record(&probe);
-        let in_window = suite.answered_while_spent(&probe, bracket.as_ref(), window_ends);
-        if let Some(b) = &bracket {
-            run.record(b);
-        }
+    for (route, (probe, bracket, in_window)) in controls.routes.iter().zip(judged) {
         if !in_window {
             found.done = false;
         } else if !probe.refused() {
