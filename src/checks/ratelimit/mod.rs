@@ -20,6 +20,7 @@ mod header;
 mod payloads;
 mod probes;
 mod routes;
+mod tier;
 mod verdicts;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use std::time::{Duration, Instant};
 use super::check::{Check, Lease, Needs, Observation, Turnover, exclusive};
 use super::{Ctx, Finding, Unobservable};
 use crate::check;
-use engine::{Suite, TierOutcome, admin_burst, caller, measure_tier};
+use engine::{Suite, TierOutcome};
+use tier::{admin_burst, caller, measure_tier};
 use verdicts::{
     merge_probes, probe_finding, retry_after_finding, timelines, window_resets_finding,
 };
