@@ -283,24 +283,6 @@ fn conform_runs(n: usize) -> usize {
     bad
 }
 
-/// The checks a fault may fail: its own and those it is inseparable from.
-fn expected_failures(plan: &Plan, id: &str) -> BTreeSet<String> {
-    let mut expected = BTreeSet::from([id.to_owned()]);
-    if let Some(check) = plan.check(id) {
-        expected.extend(check.inseparable_from.iter().map(|c| c.to_string()));
-    }
-    expected
-}
-
-/// The checks that cannot observe anything under fault `id`.
-fn expected_errors(plan: &Plan, id: &str) -> BTreeSet<String> {
-    plan.checks
-        .iter()
-        .filter(|c| c.cannot_observe_under.iter().any(|u| u.as_str() == id))
-        .map(|c| c.id.to_string())
-        .collect()
-}
-
 fn ids_with(report: &Report, status: Status) -> BTreeSet<String> {
     report
         .checks
@@ -315,8 +297,8 @@ fn ids_with(report: &Report, status: Status) -> BTreeSet<String> {
 fn deviation(plan: &Plan, id: &str, report: &Report) -> Option<Vec<String>> {
     let failed = ids_with(report, Status::Fail);
     let errors = ids_with(report, Status::Error);
-    let expected = expected_failures(plan, id);
-    let tolerated = expected_errors(plan, id);
+    let expected = plan.expected_failures(id);
+    let tolerated = plan.expected_errors(id);
     let blind = ids_with(report, Status::Pass)
         .iter()
         .any(|p| tolerated.contains(p));

@@ -241,6 +241,26 @@ impl Plan {
         self.checks.iter().find(|c| c.id.as_str() == id)
     }
 
+    /// The checks reference fault `fault` may fail: its own and those the
+    /// plan declares inseparable from it (what a fault sweep expects).
+    pub fn expected_failures(&self, fault: &str) -> std::collections::BTreeSet<String> {
+        let mut expected = std::collections::BTreeSet::from([fault.to_owned()]);
+        if let Some(check) = self.check(fault) {
+            expected.extend(check.inseparable_from.iter().map(|c| c.to_string()));
+        }
+        expected
+    }
+
+    /// The checks the plan says cannot observe anything under fault
+    /// `fault`: they may report `error` (never `pass` or `fail`).
+    pub fn expected_errors(&self, fault: &str) -> std::collections::BTreeSet<String> {
+        self.checks
+            .iter()
+            .filter(|c| c.cannot_observe_under.iter().any(|u| u.as_str() == fault))
+            .map(|c| c.id.to_string())
+            .collect()
+    }
+
     /// Turns a finding into the check's result, with the plan's title and
     /// requirement ids. A `should` check's failure is a `warn`. An id the
     /// plan does not know is an `error` result, never a pass.

@@ -64,26 +64,6 @@ async fn every_conform_suite_passes_against_the_healthy_reference_worker() {
     }
 }
 
-/// The checks a fault may fail: its own and those the plan declares
-/// inseparable from it.
-fn expected_failures(plan: &Plan, id: &str) -> BTreeSet<String> {
-    let mut expected = BTreeSet::from([id.to_owned()]);
-    if let Some(check) = plan.check(id) {
-        expected.extend(check.inseparable_from.iter().map(|c| c.to_string()));
-    }
-    expected
-}
-
-/// The checks the plan says cannot observe anything under fault `id`: they
-/// may report `error` (never `pass` or `fail`).
-fn expected_errors(plan: &Plan, id: &str) -> BTreeSet<String> {
-    plan.checks
-        .iter()
-        .filter(|c| c.cannot_observe_under.iter().any(|u| u.as_str() == id))
-        .map(|c| c.id.to_string())
-        .collect()
-}
-
 /// The registered check ids of one area.
 fn area(name: &str) -> Vec<&'static str> {
     registry::all()
@@ -117,8 +97,8 @@ async fn sweep(ids: Vec<&'static str>, selection: &'static [&'static str]) {
         dump(id, &report);
         let failed: BTreeSet<String> = ids_with(&report, Status::Fail).into_iter().collect();
         let errors: BTreeSet<String> = ids_with(&report, Status::Error).into_iter().collect();
-        let expected = expected_failures(&plan, id);
-        let tolerated = expected_errors(&plan, id);
+        let expected = plan.expected_failures(id);
+        let tolerated = plan.expected_errors(id);
         let passed_blind = ids_with(&report, Status::Pass)
             .into_iter()
             .filter(|p| tolerated.contains(p))
